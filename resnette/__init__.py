@@ -1,0 +1,1 @@
+"""resnette: train residual networks for image classification from scratch, fast."""

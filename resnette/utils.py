@@ -1,0 +1,72 @@
+"""Small helpers shared by every layer: the user-facing error, atomic writes, seeding."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+class ResnetteError(Exception):
+    """A problem the user can fix. The message is one line: what went wrong, what to do.
+
+    The command line prints it as `error: <message>` and exits with code 2, so nothing the
+    user did wrong ever ends in a traceback from deep inside PyTorch or Pillow.
+    """
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Write a file so that readers see either the old file or the whole new one, never half.
+
+    `write(tmp_path)` writes the content to a temporary file in the same folder; we flush it
+    to disk and rename it over `path` (a rename within one file system is atomic). A full
+    disk or a kill mid-write leaves the previous file untouched and no stray temporary.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove_quietly(tmp)
+        if e.errno == 28:  # ENOSPC
+            free = _free_bytes(path.parent)
+            raise ResnetteError(
+                f"disk full while writing {path} ({free / 2**20:.0f} MiB free there); "
+                "free some space or choose another --run-dir; the previous file is intact"
+            ) from None
+        raise
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return path
+
+
+def _remove_quietly(p: str) -> None:
+    try:
+        os.remove(p)
+    except OSError:
+        pass
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        st = os.statvfs(folder)
+        return st.f_bavail * st.f_frsize
+    except OSError:
+        return 0
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch so the same seed on the same machine repeats a run."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
