@@ -1,0 +1,259 @@
+"""A training run's settings: one dataclass, read from TOML, overridden by flags, validated.
+
+Layers, lowest first: the dataclass defaults (a bare `resnette train` is the chapter's
+xresnet18 on Imagenette-160 at 128 px for 5 epochs), then a preset for the chosen dataset
+(`digits` wants small images and more epochs), then the `--config` file, then the flags.
+The complete result is written back into the run folder as `config.toml`, so a run can
+always be repeated with `resnette train --config runs/<name>/config.toml`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from resnette.utils import ResnetteError, atomic_write
+
+
+def _opt(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field that carries its own --help text (the flags are built from these)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class TrainConfig:
+    # -- what to train on, and where to keep it
+    data: str = _opt("imagenette-160", "named dataset (imagenette-160, imagewoof-160, digits, ...) "
+                     "or a folder of images <root>/<split>/<label>/*.jpg")
+    data_dir: str | None = _opt(None, "cache folder for downloaded datasets")
+    name: str | None = _opt(None, "run name: the run folder is runs/<name> (default: "
+                            "<data>-<arch>-<size>, numbered when taken)")
+    run_dir: str | None = _opt(None, "run folder (default: runs/<name>)")
+    init_from: str | None = _opt(None, "start from another run's weights (a run folder or a "
+                                 ".safetensors file); the head is fresh when classes differ")
+    # -- the model
+    arch: str = _opt("xresnet18", "architecture (see `resnette summary --list`)")
+    # -- images: the chapter's Resize(presize) then a random crop to `size`
+    size: int = _opt(128, "training image size in pixels (crop size)")
+    presize: int = _opt(160, "size images are decoded and cached at, before augmentation")
+    augment: bool = _opt(True, "random resized crop, flip, rotation, warp, lighting")
+    min_scale: float = _opt(0.5, "smallest fraction of the image a random crop keeps")
+    valid_pct: float | None = _opt(None, "random validation split when the folder has none")
+    # -- the schedule: the chapter trains every net with fit_one_cycle(5, 3e-3)
+    epochs: int = _opt(5, "number of epochs")
+    lr: float = _opt(3e-3, "peak learning rate")
+    bs: int = _opt(128, "batch size")
+    schedule: str = _opt("one_cycle", "learning rate schedule: one_cycle, flat_cos or constant")
+    opt: str = _opt("adamw", "optimizer: adamw, adam, sgd, ranger")
+    wd: float = _opt(0.01, "weight decay (never on batchnorm or bias)")
+    # -- the extras from the chapter and the Imagenette leaderboard
+    label_smoothing: float = _opt(0.0, "label smoothing epsilon (0 = plain cross-entropy)")
+    mixup: float = _opt(0.0, "mixup alpha (0 = off)")
+    cutmix: float = _opt(0.0, "cutmix alpha (0 = off)")
+    progressive: list[int] = _opt([], "progressive resizing: sizes spread evenly over the "
+                                  "epochs, e.g. 64 96 128 (empty = always --size)")
+    clip: float | None = _opt(None, "clip the gradient norm to this value")
+    ema: float | None = _opt(None, "keep an exponential moving average of the weights "
+                             "with this decay, e.g. 0.999")
+    lr_find: bool = _opt(False, "run the learning rate finder first and save its plot")
+    # -- the machine
+    precision: str = _opt("auto", "auto, fp32, bf16 or fp16 (fp16 needs a GPU)")
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+    channels_last: bool = _opt(True, "channels-last memory format (faster convolutions)")
+    compile: bool = _opt(False, "torch.compile the model")
+    seed: int = _opt(0, "random seed: the same seed on the same machine repeats a run")
+
+
+# Sensible settings per dataset, applied under the config file and the flags. The digits
+# are 8x8 scans upscaled to 32 px: a flip or a crop changes what digit it is, there are
+# only ~1,400 training images, so a small batch and more epochs (still < 2 min on 2 cores).
+PRESETS: dict[str, dict[str, Any]] = {
+    "digits": dict(arch="xresnet18", size=32, presize=32, bs=64, epochs=8, lr=1e-2,
+                   augment=False),
+}
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SCHEDULES = ("one_cycle", "flat_cos", "constant")
+OPTIMIZERS = ("adamw", "adam", "sgd", "ranger")
+
+# Range checks: key -> (test, what the value must be).
+_RANGES: dict[str, tuple[Any, str]] = {
+    "size": (lambda v: v >= 32, "at least 32 (five stride-2 layers need room)"),
+    "presize": (lambda v: v >= 32, "at least 32"),
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "bs": (lambda v: v >= 1, "at least 1"),
+    "lr": (lambda v: 0 < v < math.inf, "a positive number"),
+    "wd": (lambda v: 0 <= v < math.inf, "0 or more"),
+    "min_scale": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "valid_pct": (lambda v: v is None or 0 < v < 1, "in (0, 1)"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "mixup": (lambda v: v >= 0, "0 or more"),
+    "cutmix": (lambda v: v >= 0, "0 or more"),
+    "clip": (lambda v: v is None or v > 0, "positive"),
+    "ema": (lambda v: v is None or 0 < v < 1, "in (0, 1), e.g. 0.999"),
+    "progressive": (lambda v: all(s >= 32 for s in v), "a list of sizes, each at least 32"),
+    "precision": (lambda v: v in PRECISIONS, "one of " + ", ".join(PRECISIONS)),
+    "schedule": (lambda v: v in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
+    "opt": (lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
+    "data": (lambda v: v != "", "a dataset name or a folder"),
+}
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]
+
+
+def base_type(tp: Any) -> type:
+    """The concrete type behind `int`, `float | None`, `list[int]` (for flags and checks);
+    `tp` is a resolved hint from `type_hints()`."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return next(a for a in typing.get_args(tp) if a is not type(None))
+    return typing.get_origin(tp) or tp
+
+
+def type_hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _check_type(key: str, value: Any, tp: Any) -> Any:
+    """Accept a TOML/flag value for `key` if it has the field's type; ints pass as floats."""
+    optional = type(None) in typing.get_args(tp)
+    want = base_type(tp)
+    if value is None and optional:
+        return None
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if want is list:
+        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                           for v in value):
+            return list(value)
+        raise ResnetteError(f"config key '{key}' must be a list of integers, got {value!r}")
+    if isinstance(value, want) and not (want is int and isinstance(value, bool)):
+        return value
+    raise ResnetteError(f"config key '{key}' must be {want.__name__}"
+                        f"{' or unset' if optional else ''}, got {type(value).__name__} {value!r}")
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Check every key's type and range; the error names the key and the allowed values."""
+    hints = type_hints()
+    for f in fields(cfg):
+        setattr(cfg, f.name, _check_type(f.name, getattr(cfg, f.name), hints[f.name]))
+    for key, (ok, what) in _RANGES.items():
+        value = getattr(cfg, key)
+        if not ok(value):
+            raise ResnetteError(f"config key '{key}' must be {what}, got {value!r}")
+    if cfg.presize < cfg.size:
+        raise ResnetteError(f"presize ({cfg.presize}) must be at least size ({cfg.size}): "
+                            "images are cropped from the presized version")
+    if cfg.precision == "fp16" and cfg.device == "cpu":
+        raise ResnetteError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
+    return cfg
+
+
+def make_config(file_values: dict[str, Any] | None = None,
+                flag_values: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults < dataset preset < config file < flags, then validate."""
+    overrides = {**(file_values or {}), **(flag_values or {})}
+    _reject_unknown(overrides)
+    data = overrides.get("data", TrainConfig.data)
+    preset = PRESETS.get(data, {}) if isinstance(data, str) else {}
+    values = {**preset, **overrides}
+    hints = type_hints()
+    checked = {k: _check_type(k, v, hints[k]) for k, v in values.items()}
+    return validate(TrainConfig(**checked))
+
+
+def _reject_unknown(values: dict[str, Any]) -> None:
+    names = field_names()
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ResnetteError(f"unknown config key '{key}'{hint}; valid keys: "
+                                + ", ".join(names))
+
+
+# ---------------------------------------------------------------------------- TOML
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A config file's keys as a dict. A `[train]` table is accepted too, for tidiness."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ResnetteError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ResnetteError(f"config file {path} is not valid TOML: {e}") from None
+    if isinstance(data.get("train"), dict):
+        data = {**{k: v for k, v in data.items() if k != "train"}, **data["train"]}
+    return data
+
+
+def load_config(path: str | Path, **flag_values: Any) -> TrainConfig:
+    return make_config(read_toml(path), flag_values)
+
+
+def to_toml(cfg: TrainConfig) -> str:
+    """The complete config as TOML. Unset (None) keys are written as comments: TOML has no
+    null, and leaving them out would hide that they exist."""
+    lines = ["# resnette training config: rerun with `resnette train --config <this file>`"]
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if value is None:
+            lines.append(f"# {f.name} = (unset)")
+        else:
+            lines.append(f"{f.name} = {toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def toml_value(v: Any) -> str:
+    """One scalar or list in TOML syntax (all a TrainConfig ever holds)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        text = repr(v)  # shortest round-trip form, e.g. 0.003 or 1e-05: both valid TOML
+        return text if any(c in text for c in ".en") else text + ".0"
+    if isinstance(v, str):
+        return _toml_string(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def _toml_string(s: str) -> str:
+    escapes = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r",
+               "\b": "\\b", "\f": "\\f"}
+    out = []
+    for ch in s:
+        if ch in escapes:
+            out.append(escapes[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:  # TOML forbids raw control characters
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> Path:
+    text = to_toml(cfg)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def as_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

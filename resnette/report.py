@@ -1,0 +1,114 @@
+"""`resnette report runs/<name>`: one self-contained HTML page about a run.
+
+Self-contained means the page is a single file that can be mailed or archived: the plots
+are embedded as base64 `data:` URIs, the style is inline, and nothing is fetched.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from resnette import runs
+from resnette.config import read_toml
+from resnette.utils import atomic_write
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0 1.5em; font-size: .9em; }
+td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #666; font-size: .9em; }
+"""
+
+_CAPTIONS = {
+    "curves": "Training and validation loss, and the metrics, after each epoch.",
+    "lr_find": "Learning rate finder: loss while the learning rate grows exponentially.",
+    "confusion": "Confusion matrix on the validation set (rows: actual, columns: predicted).",
+    "batch": "A batch of augmented training images, as the model saw them.",
+    "top_losses": "The validation images with the highest loss.",
+}
+
+
+def build_report(run_path: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report of the run at `run_path` (default `run_path/report.html`)."""
+    run = runs.open_run(run_path)
+    out = Path(out) if out else run.report
+    page = render(run)
+    return atomic_write(out, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+
+
+def render(run: runs.Run) -> str:
+    config = read_toml(run.config)
+    metrics = runs.read_metrics(run.metrics)
+    evaluation = _read_json(run.evaluation)
+    parts = [f"<h1>resnette run: {_e(run.name)}</h1>", _summary(config, metrics, evaluation)]
+    if metrics:
+        parts += ["<h2>Training</h2>", _table(list(metrics), list(zip(*metrics.values())))]
+    if evaluation:
+        parts.append(_evaluation(evaluation))
+    figures = [_figure(run.plot(k), _CAPTIONS[k]) for k in runs.PLOT_NAMES if run.plot(k).is_file()]
+    if figures:
+        parts += ["<h2>Plots</h2>", *figures]
+    parts += ["<h2>Configuration</h2>", _table(["key", "value"], sorted(config.items()))]
+    body = "\n".join(parts)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>resnette: {_e(run.name)}</title><style>{_STYLE}</style></head>"
+            f"<body>\n{body}\n</body></html>\n")
+
+
+def _summary(config: dict, metrics: dict, evaluation: dict | None) -> str:
+    items = [("data", config.get("data")), ("architecture", config.get("arch")),
+             ("image size", config.get("size")), ("epochs", len(metrics.get("epoch", [])))]
+    for key in ("accuracy", "valid_loss"):
+        if metrics.get(key):
+            items.append((f"final {key}", _fmt(metrics[key][-1])))
+    if evaluation:
+        items.append(("evaluated accuracy", _fmt(evaluation.get("accuracy"))))
+    return _table(["", ""], items)
+
+
+def _evaluation(ev: dict[str, Any]) -> str:
+    rows = [(k, _fmt(ev[k])) for k in ("split", "n", "accuracy", "top5", "loss") if k in ev]
+    out = ["<h2>Evaluation</h2>", _table(["measure", "value"], rows)]
+    per_class = ev.get("per_class") or {}
+    if per_class:
+        out.append(_table(["class", "accuracy", "images"],
+                          [(name, _fmt(v["accuracy"]), v["n"]) for name, v in per_class.items()]))
+    return "\n".join(out)
+
+
+def _figure(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(path.stem)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(_fmt(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
+    if isinstance(v, list):
+        return ", ".join(map(str, v))
+    return "" if v is None else str(v)
+
+
+def _e(v: Any) -> str:
+    return html.escape(str(v))
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None

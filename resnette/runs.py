@@ -1,0 +1,173 @@
+"""The run folder: every file a training run leaves behind, in one place with fixed names.
+
+    runs/<name>/
+        config.toml          the complete TrainConfig (rerun with --config)
+        classes.json         {"vocab": [...folder names], "names": [...human names]}
+        metrics.csv          one row per epoch, written by the Learner
+        model.safetensors    final weights;  best.safetensors: the best validation epoch
+        checkpoint.pt        everything needed to --resume mid-schedule
+        evaluation.json      what `resnette evaluate` measured last
+        plots/*.png          curves, LR finder, confusion matrix, batch grid, top losses
+        report.html          `resnette report` (self-contained)
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from resnette.utils import ResnetteError, atomic_write
+
+PLOT_NAMES = {
+    "curves": "loss_accuracy.png",
+    "lr_find": "lr_find.png",
+    "confusion": "confusion_matrix.png",
+    "batch": "augmented_batch.png",
+    "top_losses": "top_losses.png",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """Paths inside one run folder (nothing is read or created by just making a Run)."""
+    path: Path
+
+    @property
+    def name(self) -> str: return self.path.name
+    @property
+    def config(self) -> Path: return self.path / "config.toml"
+    @property
+    def classes(self) -> Path: return self.path / "classes.json"
+    @property
+    def metrics(self) -> Path: return self.path / "metrics.csv"
+    @property
+    def model(self) -> Path: return self.path / "model.safetensors"
+    @property
+    def best(self) -> Path: return self.path / "best.safetensors"
+    @property
+    def checkpoint(self) -> Path: return self.path / "checkpoint.pt"
+    @property
+    def evaluation(self) -> Path: return self.path / "evaluation.json"
+    @property
+    def report(self) -> Path: return self.path / "report.html"
+    @property
+    def plots(self) -> Path: return self.path / "plots"
+
+    def plot(self, kind: str) -> Path:
+        return self.plots / PLOT_NAMES[kind]
+
+    def exists(self) -> bool:
+        return self.config.is_file()
+
+
+def default_name(data: str, arch: str, size: int) -> str:
+    """`imagenette-160-xresnet18-128px`, or the folder's name for a folder of images."""
+    stem = Path(data).name if ("/" in data or os.sep in data) else data
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "data"
+    return f"{stem}-{arch}-{size}px"
+
+
+def resolve(name: str | None, run_dir: str | None, data: str, arch: str, size: int,
+            root: str | Path = "runs") -> tuple[Path, bool]:
+    """The run folder, and whether the user chose it (an explicit name or folder is never
+    silently renamed; a default name gets -2, -3, ... when taken)."""
+    if run_dir:
+        return Path(run_dir), True
+    if name:
+        return Path(root) / name, True
+    base = Path(root) / default_name(data, arch, size)
+    path, n = base, 1
+    while path.exists() and any(path.iterdir()):
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path, False
+
+
+def prepare(path: Path, resume: bool = False, overwrite: bool = False) -> Run:
+    """Create (or reopen for --resume) a run folder, refusing to clobber an existing run."""
+    run = Run(Path(path))
+    taken = run.path.exists() and any(run.path.iterdir())
+    if resume:
+        if not run.checkpoint.is_file():
+            raise ResnetteError(f"cannot resume: {run.checkpoint} does not exist; "
+                                "start a new run without --resume")
+    elif taken:
+        if not overwrite:
+            raise ResnetteError(f"run folder {run.path} already exists; pass --resume to "
+                                "continue it, --overwrite to replace it, or choose --name")
+        if not run.exists():
+            # Only ever delete what looks like one of our runs, never a folder of photos
+            # that was passed as --run-dir by mistake.
+            raise ResnetteError(f"{run.path} is not empty and is not a resnette run folder "
+                                "(no config.toml); refusing to overwrite it")
+        shutil.rmtree(run.path)
+    check_writable(run.path)
+    run.plots.mkdir(exist_ok=True)
+    return run
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe"):
+            pass
+    except OSError as e:
+        raise ResnetteError(f"cannot write to run folder {folder} ({e.strerror}); "
+                            "choose another --run-dir") from None
+
+
+def open_run(path: str | Path) -> Run:
+    """An existing run folder (for evaluate, predict, report, --init-from)."""
+    run = Run(Path(path))
+    if not run.path.is_dir():
+        raise ResnetteError(f"run folder {run.path} does not exist")
+    if not run.exists():
+        raise ResnetteError(f"{run.path} is not a resnette run folder (no config.toml)")
+    return run
+
+
+def save_classes(run: Run, vocab: list[str], names: list[str]) -> None:
+    text = json.dumps({"vocab": list(vocab), "names": list(names)}, indent=1)
+    atomic_write(run.classes, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def load_classes(run: Run) -> tuple[list[str], list[str]]:
+    """(vocab, names) saved with the run; names default to the vocab."""
+    try:
+        data = json.loads(run.classes.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResnetteError(f"{run.classes} is missing: the run never got to build its "
+                            "data; train it again") from None
+    return list(data["vocab"]), list(data.get("names") or data["vocab"])
+
+
+def read_metrics(path: str | Path) -> dict[str, list[Any]]:
+    """metrics.csv as columns: numbers as floats; other cells (e.g. time '0:13') as text."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    columns: dict[str, list[Any]] = {}
+    for row in rows:
+        for key, cell in row.items():
+            columns.setdefault(key, []).append(_number_or_text(cell))
+    return columns
+
+
+def _number_or_text(cell: str | None) -> Any:
+    try:
+        return float(cell)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return cell
+
+
+def save_json(path: Path, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=1)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
