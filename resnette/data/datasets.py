@@ -1,0 +1,121 @@
+"""The user's entry points: any folder, a named dataset, or "digits", as DataLoaders."""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from resnette.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
+from resnette.data.cache import decoded_store
+from resnette.data.folders import human_names, scan_folder
+from resnette.data.loaders import DataLoaders, Loader
+from resnette.data.sources import DATASETS, untar_data
+from resnette.utils import ResnetteError
+
+
+def folder(path: str | os.PathLike, size: int = 128, presize: int = 160, bs: int = 128,
+           valid_pct: float | None = None, seed: int = 0, device: str = "cpu", augment: bool = True,
+           min_scale: float = 0.5, cache_dir: str | os.PathLike | None = None, rank: int = 0,
+           world_size: int = 1, channels: int = 3, method: str = "crop", workers: int = 2,
+           channels_last: bool = False, prefetch: int = 2) -> DataLoaders:
+    """DataLoaders for `<path>/<train|valid>/<label>/*` (or `<path>/<label>/*` with valid_pct).
+
+    Images are decoded once at `presize` into a cache under `cache_dir` (default
+    `$RESNETTE_HOME/decoded`, i.e. `~/.cache/resnette/decoded`); unreadable files are skipped
+    with one warning. Train batches are augmented like the chapter's
+    `aug_transforms(min_scale=0.5, size=size)`; valid batches are resized to `size`.
+    """
+    _check(size=size, presize=presize, bs=bs, channels=channels)
+    split = scan_folder(path, valid_pct, seed)
+    store = decoded_store(split.root, split.files, presize, method, channels, cache_dir, workers)
+    if store.bad:
+        shown = "; ".join(f"{p} ({why[:60]})" for p, why in store.bad[:3])
+        warnings.warn(f"skipped {len(store.bad)} unreadable image(s) of {len(split.files)} under "
+                      f"{split.root}: {shown}{' ...' if len(store.bad) > 3 else ''}", stacklevel=2)
+    items = [str(f) for f in split.files]
+    return from_arrays(store.images, split.labels, items, split.is_valid & store.ok,
+                       ~split.is_valid & store.ok, split.vocab, human_names(split.vocab),
+                       size=size, bs=bs, seed=seed, device=device, augment=augment,
+                       min_scale=min_scale, rank=rank, world_size=world_size,
+                       channels_last=channels_last, prefetch=prefetch, workers=workers)
+
+
+def from_arrays(images: np.ndarray, labels: np.ndarray, items: list[str], is_valid: np.ndarray,
+                is_train: np.ndarray, vocab: list[str], names: list[str], *, size: int, bs: int,
+                seed: int = 0, device: str = "cpu", augment: bool = True, min_scale: float = 0.5,
+                rank: int = 0, world_size: int = 1, channels_last: bool = False, prefetch: int = 2,
+                workers: int = 2) -> DataLoaders:
+    """DataLoaders over a uint8 N,P,P,C array (a memory map or in memory) and its labels."""
+    channels = images.shape[-1]
+    mean = IMAGENET_MEAN if channels == 3 else (sum(IMAGENET_MEAN) / 3,)
+    std = IMAGENET_STD if channels == 3 else (sum(IMAGENET_STD) / 3,)
+    train_idx, valid_idx = np.flatnonzero(is_train), np.flatnonzero(is_valid)
+    if len(train_idx) == 0 or len(valid_idx) == 0:
+        raise ResnetteError(f"{len(train_idx)} readable training and {len(valid_idx)} validation "
+                            "images; both splits need images")
+    common = dict(size=size, mean=mean, std=std, seed=seed, device=device, rank=rank,
+                  world_size=world_size, channels_last=channels_last, prefetch=prefetch,
+                  workers=workers)
+    aug = AugmentConfig(min_scale=min_scale) if augment else None
+    train = Loader(images, train_idx, labels[train_idx], [items[i] for i in train_idx], bs=bs,
+                   train=True, augment=aug, **common)
+    valid = Loader(images, valid_idx, labels[valid_idx], [items[i] for i in valid_idx], bs=bs,
+                   train=False, **common)
+    return DataLoaders(train, valid, vocab, names, channels, mean, std)
+
+
+def imagenette(size: int = 128, presize: int = 160, bs: int = 128, variant: str = "160",
+               data_dir: str | os.PathLike | None = None, url: str | None = None, **kwargs) -> DataLoaders:
+    """Imagenette (variant "160", "320" or "full"), downloaded once, as DataLoaders."""
+    return folder(untar_data(_variant("imagenette", variant), data_dir, url), size=size,
+                  presize=presize, bs=bs, **kwargs)
+
+
+def imagewoof(size: int = 128, presize: int = 160, bs: int = 128, variant: str = "160",
+              data_dir: str | os.PathLike | None = None, url: str | None = None, **kwargs) -> DataLoaders:
+    """Imagewoof (ten dog breeds; variant "160", "320" or "full"), as DataLoaders."""
+    return folder(untar_data(_variant("imagewoof", variant), data_dir, url), size=size,
+                  presize=presize, bs=bs, **kwargs)
+
+
+def _variant(family: str, variant: str) -> str:
+    variant = str(variant)
+    if variant not in ("160", "320", "full"):
+        raise ResnetteError(f"unknown {family} variant {variant!r}; choose 160, 320 or full")
+    return family if variant == "full" else f"{family}-{variant}"
+
+
+def get_data(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+             url: str | None = None, **kwargs) -> DataLoaders:
+    """A named dataset (see `known_names()`), "digits", or a folder path, as DataLoaders."""
+    name = str(name_or_path)
+    if name in DATASETS:
+        return folder(untar_data(name, data_dir, url), **kwargs)
+    if name == "digits":
+        from resnette.data.digits import digits
+
+        return digits(**kwargs)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return folder(path, **kwargs)
+    looks_like_name = os.sep not in name and "/" not in name and not name.startswith((".", "~"))
+    if looks_like_name:
+        raise ResnetteError(f"unknown dataset {name!r} (and no such folder); choose one of: "
+                            f"{', '.join(known_names())}, or give a folder path")
+    raise ResnetteError(f"no folder at {path}; give an existing image folder or one of: "
+                        f"{', '.join(known_names())}")
+
+
+def known_names() -> list[str]:
+    return [*DATASETS, "digits"]
+
+
+def _check(*, size: int, presize: int, bs: int, channels: int) -> None:
+    if channels not in (1, 3):
+        raise ResnetteError(f"channels must be 1 or 3, got {channels}")
+    if size < 8 or presize < 8:
+        raise ResnetteError(f"size {size} and presize {presize} must both be at least 8 pixels")
+    if bs < 1:
+        raise ResnetteError(f"batch size must be at least 1, got {bs}")

@@ -1,0 +1,210 @@
+"""Loader and DataLoaders: batches gathered from the decoded uint8 store, augmented on device.
+
+One batch is: pick `bs` rows of the store (a seeded permutation for train, in order for
+valid), copy them out of the memory map (~10 MB at bs 128, presize 160), move them to the
+device, then one table lookup + one resampling (augment.py). Every batch depends only on
+(seed, epoch, batch index, rank), never on what ran before, so a background thread pool can
+prepare the next batches while the model trains, and a resumed run can start mid-epoch.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from resnette.data.augment import AugmentConfig, augment_batch, resize_batch
+from resnette.utils import ResnetteError
+
+
+def batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
+    """An independent, well-mixed 63-bit seed for one batch's augmentation parameters."""
+    return int(np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+class Loader:
+    """An iterable of (x, y) batches over part of a decoded store (see docs/DESIGN.md, data/).
+
+    Each `iter()` runs one epoch: the one given by the last `set_epoch`, else the one after
+    the previous iteration's. Train shuffles, drops the last partial batch and shards each
+    epoch's permutation across ranks (same batch count on every rank); valid keeps order and
+    every image, and gives each rank a disjoint contiguous slice.
+    """
+
+    def __init__(self, store: np.ndarray, index: np.ndarray, labels: np.ndarray, items: Sequence[str],
+                 *, bs: int, train: bool, size: int, mean: Sequence[float], std: Sequence[float],
+                 augment: AugmentConfig | None = None, seed: int = 0, device: str | torch.device = "cpu",
+                 rank: int = 0, world_size: int = 1, channels_last: bool = False, prefetch: int = 2,
+                 workers: int = 2) -> None:
+        if bs < 1:
+            raise ResnetteError(f"batch size must be at least 1, got {bs}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ResnetteError(f"rank {rank} is not in 0..{world_size - 1}; check the launcher's RANK/WORLD_SIZE")
+        index, labels = np.asarray(index, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+        items = list(items)
+        if not train:  # this rank's contiguous slice: ranks together cover every image once
+            part = np.array_split(np.arange(len(index)), world_size)[rank]
+            index, labels, items = index[part], labels[part], [items[i] for i in part]
+        self.store, self.train, self.bs, self.seed = store, train, bs, seed
+        self._index, self._labels, self.items = index, labels, items
+        self.rank, self.world_size = rank, world_size
+        self.device = torch.device(device)
+        self.augment = augment if train else None
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.std = torch.tensor(std, dtype=torch.float32)
+        self.channels_last, self.prefetch, self.workers = channels_last, prefetch, workers
+        self.size = size
+        self._epoch, self._skip = 0, 0
+        if train and len(self) == 0:
+            raise ResnetteError(f"only {len(index)} training images for batch size {bs} x {world_size} "
+                                "rank(s); lower the batch size (--bs)")
+
+    # --- what the loader covers ------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @size.setter
+    def size(self, value: int) -> None:  # progressive resizing changes it between epochs
+        if int(value) < 8:
+            raise ResnetteError(f"image size must be at least 8 pixels, got {value}")
+        self._size = int(value)
+
+    @property
+    def presize(self) -> int:
+        return int(self.store.shape[1])
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.from_numpy(self._labels)
+
+    def __len__(self) -> int:
+        if self.train:
+            return len(self._index) // (self.bs * self.world_size)
+        return math.ceil(len(self._index) / self.bs)
+
+    @property
+    def n(self) -> int:
+        return len(self) * self.bs if self.train else len(self._index)
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """The next iteration runs epoch `epoch` from batch `skip` (for exact mid-epoch resume)."""
+        if not 0 <= skip <= len(self):
+            raise ResnetteError(f"cannot skip {skip} batches of an epoch of {len(self)}")
+        self._epoch, self._skip = int(epoch), int(skip)
+
+    # --- making batches --------------------------------------------------------------------
+    def order(self, epoch: int) -> np.ndarray:
+        """Positions (into items) this rank visits in `epoch`, in order."""
+        if not self.train:
+            return np.arange(len(self._index))
+        perm = np.random.default_rng([self.seed, epoch]).permutation(len(self._index))
+        perm = perm[: len(self) * self.bs * self.world_size]
+        return perm[self.rank :: self.world_size]
+
+    def batch(self, order: np.ndarray, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch `b` of an epoch whose visiting order is `order`."""
+        pos = order[b * self.bs : (b + 1) * self.bs]
+        rows = self._index[pos]
+        # Reading the rows in increasing order keeps the memory map's reads sequential.
+        sort = np.argsort(rows, kind="stable")
+        pixels = np.empty((len(rows),) + self.store.shape[1:], dtype=np.uint8)
+        pixels[sort] = self.store[rows[sort]]
+        x = torch.from_numpy(pixels)
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        elif self.device.type != "cpu":
+            x = x.to(self.device)
+        if self.augment is not None:
+            gen = torch.Generator().manual_seed(batch_seed(self.seed, epoch, b, self.rank))
+            out = augment_batch(x, self.size, self.augment, gen, self.mean, self.std)
+        else:
+            out = resize_batch(x, self.size, self.mean, self.std)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        y = torch.from_numpy(self._labels[pos]).to(self.device)
+        return out.contiguous(memory_format=fmt), y
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch, skip = self._epoch, self._skip
+        self._epoch, self._skip = epoch + 1, 0
+        order = self.order(epoch)
+        batches = range(skip, len(self))
+        if self.prefetch <= 0 or self.workers <= 0:
+            for b in batches:
+                yield self.batch(order, epoch, b)
+            return
+        # Batches are independent, so threads prepare the next ones while the caller trains;
+        # the heavy work (NumPy gathers, grid_sample) runs without the GIL.
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="resnette-data")
+        pending: deque = deque()
+        try:
+            todo = iter(batches)
+            for b in todo:
+                pending.append(pool.submit(self.batch, order, epoch, b))
+                if len(pending) >= self.prefetch:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self.batch, order, epoch, nxt))
+                yield result
+        finally:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True)
+
+    # --- for plots ---------------------------------------------------------------------------
+    def images(self, idxs: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The presized images at positions `idxs` of `items`, uint8 N,C,P,P."""
+        rows = self._index[np.asarray(idxs, dtype=np.int64)]
+        return torch.from_numpy(np.ascontiguousarray(self.store[rows])).permute(0, 3, 1, 2).contiguous()
+
+    def decode_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised float N,C,H,W -> uint8 N,H,W,C pixels (undoes the normalisation)."""
+        x = x.detach().float().cpu()
+        x = x * self.std.view(1, -1, 1, 1) + self.mean.view(1, -1, 1, 1)
+        return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+class DataLoaders:
+    """The train and valid Loaders plus what a model and a report need to know about them."""
+
+    def __init__(self, train: Loader, valid: Loader, vocab: list[str], names: list[str],
+                 channels: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.train, self.valid = train, valid
+        self.vocab, self.names, self.channels = list(vocab), list(names), channels
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.presize = train.presize
+
+    @property
+    def c(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def size(self) -> int:
+        return self.train.size
+
+    @size.setter
+    def size(self, value: int) -> None:
+        self.train.size = value
+        self.valid.size = value
+
+    def __repr__(self) -> str:
+        return (f"DataLoaders({self.c} classes, train {self.train.n} / valid {self.valid.n} images, "
+                f"size {self.size} from presize {self.presize}, bs {self.train.bs})")
+
+    def show_batch(self, path: str | Path, n: int = 16) -> Path:
+        """Write a PNG grid of `n` augmented training images (epoch 0, batch 0) with labels."""
+        from resnette.data.show import image_grid
+
+        loader = self.train
+        x, y = loader.batch(loader.order(0), 0, 0)
+        n = min(n, len(y))
+        pixels = loader.decode_batch(x[:n])
+        titles = [self.names[int(i)] for i in y[:n]]
+        return image_grid(pixels, titles, path)
