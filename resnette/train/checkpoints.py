@@ -1,0 +1,104 @@
+"""Checkpoints: written atomically, loaded without ever unpickling arbitrary objects.
+
+`checkpoint.pt` holds everything needed to continue a run exactly where it stopped: weights,
+optimizer state, EMA weights, the schedule and the position in it (epoch, batch), the RNG
+states, the recorder, the config and the class names. It contains only tensors, numbers,
+strings, lists, tuples and dicts, so `torch.load(weights_only=True)` reads it, and a file that
+would run code when unpickled is refused. `model.safetensors` holds the weights alone, for
+sharing: that format cannot carry code at all.
+"""
+from __future__ import annotations
+
+import pickle
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from ..utils import ResnetteError, atomic_write
+
+FORMAT = "resnette-checkpoint-1"
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """Write `state` to `path` atomically: a reader sees the old checkpoint or the new one."""
+    state = {"format": FORMAT, **state}
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def save_weights(path: str | Path, model: nn.Module, metadata: dict[str, str] | None = None) -> Path:
+    """The model's weights as safetensors (contiguous copies; shared tensors stored once each)."""
+    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint with weights_only=True; anything else is a ResnetteError, never a crash."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResnetteError(f"no checkpoint at {path}; train first or check --run-dir")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ResnetteError(
+            f"refusing to load {path}: it holds Python objects that could run code ({first[:120]}); "
+            "only load checkpoints written by resnette") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise ResnetteError(f"cannot read checkpoint {path} ({type(e).__name__}); "
+                            "it is damaged or not a resnette checkpoint") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ResnetteError(f"{path} is not a resnette checkpoint (format {FORMAT} expected)")
+    return state
+
+
+def check_compatible(model: nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights from another architecture, or the same one with another class count."""
+    own = model.state_dict()
+    if set(own) != set(weights):
+        missing = sorted(set(own) - set(weights))[:2]
+        extra = sorted(set(weights) - set(own))[:2]
+        raise ResnetteError(
+            f"{source} is for another architecture (missing {missing}, unexpected {extra}); "
+            "use the same --arch it was trained with")
+    for k, v in own.items():
+        if tuple(v.shape) != tuple(weights[k].shape):
+            last = list(own)[-1]
+            if k in (last, list(own)[-2]) and v.ndim <= 2:
+                raise ResnetteError(
+                    f"{source} has {weights[k].shape[0]} classes but this model has {v.shape[0]}; "
+                    "use data with the same classes or start a new run")
+            raise ResnetteError(
+                f"{source} is for another architecture ({k}: {tuple(weights[k].shape)} there, "
+                f"{tuple(v.shape)} here); use the same --arch it was trained with")
+
+
+def rng_state() -> dict:
+    """Every global RNG as tensors and numbers (weights_only-safe)."""
+    np_state = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what `rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

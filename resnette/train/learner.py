@@ -1,0 +1,391 @@
+"""The Learner: a model, its data, an optimizer and the training loop, in the book's vocabulary.
+
+    learn = Learner(dls, model, metrics=["accuracy"])
+    learn.lr_find()
+    learn.fit_one_cycle(5, 3e-3)
+
+One batch goes: schedule sets lr/momentum -> (Mixup/CutMix) -> forward under autocast -> loss
+-> backward -> (clip) -> step -> (EMA). The loop never waits for the device except every
+`SYNC_EVERY` batches, where it reads the recent losses (for the bar, the recorder and the
+NaN check) in one transfer. The named hooks `_before_epoch` (progressive resizing), `_mix`
+(Mixup/CutMix), `_after_step` (EMA) and `_after_epoch` (table, checkpoints) are where the
+optional tricks live, so the loop itself stays as short as the chapter's.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..utils import ResnetteError, atomic_write, seed_everything
+from .checkpoints import (check_compatible, load_checkpoint, rng_state, save_checkpoint,
+                          save_weights, set_rng_state)
+from .ema import EMA
+from .losses import CrossEntropy, CutMix, LabelSmoothingCrossEntropy, Mixup, mixed_loss, per_item_loss
+from .metrics import get_metrics
+from .optim import get_mom, make_optimizer, set_hypers
+from .progress import ProgressBar, Recorder, Table
+from .schedules import Schedule
+
+SYNC_EVERY = 10         # batches between reads of the loss from the device (bar, NaN check)
+SMOOTH_BETA = 0.98      # fastai's AvgSmoothLoss: train_loss is this EMA of the batch losses
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+class TrainingInterrupted(ResnetteError):
+    """Ctrl-C or SIGTERM stopped training after a batch; the message says how to resume."""
+
+
+class Learner:
+    """Trains `model` on `dls` (see docs/DESIGN.md, "train/", for every argument)."""
+
+    def __init__(self, dls, model: nn.Module, loss_func: nn.Module | None = None, opt: str = "adamw",
+                 lr: float = 1e-3, wd: float = 0.01, metrics=("accuracy",), precision: str = "bf16",
+                 channels_last: bool = True, compile: bool = False, clip: float | None = None,
+                 ema: float | None = None, label_smoothing: float = 0.0, mixup: float = 0.0,
+                 cutmix: float = 0.0, progressive: list[tuple[int, int]] | None = None, seed: int = 0,
+                 run_dir: str | Path | None = None, quiet: bool = False,
+                 moms: tuple[float, float, float] = (0.95, 0.85, 0.95)):
+        self.dls, self.lr, self.wd, self.moms, self.seed, self.quiet = dls, lr, wd, moms, seed, quiet
+        self.device = torch.device(getattr(dls.train, "device", "cpu"))
+        self.precision = _check_precision(precision, self.device, quiet)
+        self.model = model.to(self.device)
+        self.channels_last = channels_last
+        if channels_last:
+            # NHWC lets oneDNN (CPU) and cuDNN (tensor cores) pick their fastest conv kernels
+            self.model = self.model.to(memory_format=torch.channels_last)
+            if hasattr(dls.train, "channels_last"):
+                dls.train.channels_last = dls.valid.channels_last = True
+        self.forward_model = torch.compile(self.model) if compile else self.model
+        if loss_func is None:
+            loss_func = LabelSmoothingCrossEntropy(label_smoothing) if label_smoothing else CrossEntropy()
+        self.loss_func = loss_func
+        self.metrics = get_metrics(metrics)
+        self.opt_name = opt
+        self.opt = make_optimizer(opt, self.model, lr, wd)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.clip = clip
+        self.ema = EMA(self.model, ema) if ema else None
+        self.mixers = [m for m in (Mixup(mixup) if mixup else None, CutMix(cutmix) if cutmix else None) if m]
+        self.progressive = sorted((int(e), int(s)) for e, s in (progressive or []))
+        self.base_size = getattr(dls.train, "size", None)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.recorder = Recorder()
+        self.config = dict(arch=type(model).__name__, opt=opt, lr=lr, wd=wd, precision=self.precision,
+                           channels_last=channels_last, compile=compile, clip=clip, ema=ema,
+                           label_smoothing=label_smoothing, mixup=mixup, cutmix=cutmix,
+                           progressive=[list(p) for p in self.progressive], seed=seed,
+                           metrics=list(self.metrics), n_out=len(getattr(dls, "vocab", [])) or None)
+        self._smooth, self._count = 0.0, 0     # fastai's smoothed train loss, persists across epochs
+        self._stop_signal: int | None = None
+        self._mix_gen = torch.Generator()
+
+    # ---- fitting: the three schedules of the book ------------------------------------------
+    def fit(self, n_epoch: int, lr: float | None = None, resume: bool = False) -> None:
+        """Train `n_epoch` epochs at a constant learning rate."""
+        self._fit(Schedule("constant", n_epoch, lr or self.lr, moms=None), resume)
+
+    def fit_one_cycle(self, n_epoch: int, lr_max: float | None = None, div: float = 25.0,
+                      div_final: float = 1e5, pct_start: float = 0.25,
+                      moms: tuple[float, float, float] | None = None, resume: bool = False) -> None:
+        """fastai's 1cycle: lr warms up lr_max/div -> lr_max over pct_start, anneals to lr_max/div_final."""
+        self._fit(Schedule("one_cycle", n_epoch, lr_max or self.lr, div, div_final, pct_start,
+                           tuple(moms or self.moms)), resume)
+
+    def fit_flat_cos(self, n_epoch: int, lr: float | None = None, div_final: float = 1e5,
+                     pct_start: float = 0.75, resume: bool = False) -> None:
+        """Flat lr for pct_start of training, then a cosine anneal (the leaderboard's Ranger schedule)."""
+        self._fit(Schedule("flat_cos", n_epoch, lr or self.lr, div_final=div_final,
+                           pct_start=pct_start, moms=None), resume)
+
+    def lr_find(self, start: float = 1e-7, end: float = 10.0, num_it: int = 100,
+                stop_div: bool = True, plot: str | Path | None = None):
+        """Sweep the lr exponentially, then restore everything; see `train/lr_find.py`."""
+        from .lr_find import lr_find
+        if plot is None and self.run_dir is not None:
+            plot = self.run_dir / "lr_find.png"
+        return lr_find(self, start, end, num_it, stop_div, plot)
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def _fit(self, sched: Schedule, resume: bool) -> None:
+        if sched.n_epoch < 1 or not sched.lr > 0:
+            raise ResnetteError(f"need at least 1 epoch and a positive lr (got {sched.n_epoch}, {sched.lr})")
+        epoch, skip = self._resume(sched) if resume else (0, 0)
+        if (epoch, skip) == (0, 0):
+            seed_everything(self.seed)
+            self.recorder, self._smooth, self._count = Recorder(), 0.0, 0
+        table = Table(["epoch", "train_loss", "valid_loss", *self.metrics, "time"], self.quiet)
+        for row in self.recorder.rows:
+            table.write_row(row)
+        old_handlers = self._catch_signals()
+        try:
+            for e in range(epoch, sched.n_epoch):
+                start = time.perf_counter()
+                self._train_epoch(e, sched, skip if e == epoch else 0)
+                self._after_epoch(e, sched, table, time.perf_counter() - start)
+        finally:
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            self._stop_signal = None
+
+    def _train_epoch(self, epoch: int, sched: Schedule, skip: int) -> None:
+        self._before_epoch(epoch)
+        loader = self.dls.train
+        loader.set_epoch(epoch, skip)
+        n_iter = len(loader)
+        self.model.train()
+        bar = ProgressBar(n_iter, f"epoch {epoch}", self.quiet, initial=skip)
+        pending: list[torch.Tensor] = []
+        try:
+            for i, (x, y) in enumerate(loader, start=skip):
+                lr, mom = sched((epoch * n_iter + i) / (sched.n_epoch * n_iter))
+                set_hypers(self.opt, lr, mom)
+                pending.append(self._train_batch(x, y, epoch, i))
+                self.recorder.lrs.append(lr)
+                self.recorder.moms.append(get_mom(self.opt))
+                if len(pending) == SYNC_EVERY or i == n_iter - 1 or self._stop_signal:
+                    self._sync(pending, epoch, i, sched)
+                    bar.update(len(pending), self.recorder.smooth_losses[-1])
+                    pending = []
+                if self._stop_signal:
+                    self._interrupted(epoch, i + 1, sched)
+        finally:
+            bar.close()
+
+    def _train_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int, i: int) -> torch.Tensor:
+        """One optimizer step; returns the loss as a device tensor (no sync)."""
+        x, mixed = self._mix(x, y, epoch, i)
+        with self._autocast():
+            pred = self.forward_model(x)
+            loss = mixed_loss(self.loss_func, pred, y, mixed) if mixed else self.loss_func(pred, y)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.opt)
+        else:
+            loss.backward()
+        if self.clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        if self.scaler is not None:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self._after_step()
+        return loss.detach()
+
+    def _sync(self, pending: list[torch.Tensor], epoch: int, last: int, sched: Schedule) -> None:
+        """Read the pending losses at once; stop on NaN/inf before anything gets saved."""
+        values = torch.stack(pending).float().tolist()
+        for j, v in enumerate(values):
+            if not math.isfinite(v):
+                self._diverged(epoch, last - len(values) + 1 + j, sched)
+            self._count += 1
+            self._smooth = SMOOTH_BETA * self._smooth + (1 - SMOOTH_BETA) * v
+            self.recorder.losses.append(v)
+            self.recorder.smooth_losses.append(self._smooth / (1 - SMOOTH_BETA ** self._count))
+
+    # ---- hooks ---------------------------------------------------------------------------------
+    def _before_epoch(self, epoch: int) -> None:
+        """Progressive resizing: the train loader's crop size for this epoch."""
+        if self.progressive:
+            size = self.base_size
+            for e, s in self.progressive:
+                if e <= epoch:
+                    size = s
+            self.dls.train.size = size
+
+    def _mix(self, x: torch.Tensor, y: torch.Tensor, epoch: int, i: int):
+        """Mixup/CutMix (one of them at random per batch when both are on).
+
+        The generator is re-seeded from (seed, epoch, batch), so a resumed run mixes exactly
+        as the uninterrupted one would have, with no RNG state to carry.
+        """
+        if not self.mixers:
+            return x, None
+        self._mix_gen.manual_seed(hash((self.seed, epoch, i)) & (2**62 - 1))
+        k = int(torch.randint(len(self.mixers), (1,), generator=self._mix_gen))
+        return self.mixers[k].mix(x, y, self._mix_gen)
+
+    def _after_step(self) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    def _after_epoch(self, epoch: int, sched: Schedule, table: Table, seconds: float) -> None:
+        """Validate, print the row, and (with run_dir) write checkpoint, weights and metrics.csv."""
+        metrics = self.validate()
+        if not math.isfinite(metrics["valid_loss"]):
+            self._diverged(epoch, len(self.dls.train) - 1, sched)
+        row = {"epoch": epoch, "train_loss": self.recorder.smooth_losses[-1], **metrics,
+               "time": seconds}
+        self.recorder.rows.append(row)
+        table.write_row(row)
+        if self.run_dir is not None:
+            self._save(sched, epoch + 1, 0)
+            self._write_csv()
+
+    # ---- evaluation -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, loader=None, tta: bool = False) -> dict[str, float]:
+        """valid_loss and every metric over the whole loader (default: dls.valid), summed per item.
+
+        With EMA on, this evaluates the averaged weights. With tta=True, each image's
+        probabilities are the mean over it and its horizontal mirror.
+        """
+        loader = loader or self.dls.valid
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(0)
+        model = self._eval_model()
+        loss_sum = torch.zeros((), device=self.device)
+        sums = {k: torch.zeros((), device=self.device) for k in self.metrics}
+        n = 0
+        for x, y in loader:
+            pred = self._predict_batch(model, x, tta)
+            loss_sum += _loss_sum(self.loss_func, pred, y)
+            for k, f in self.metrics.items():
+                sums[k] += f(pred, y)
+            n += len(y)
+        if n == 0:
+            raise ResnetteError("the validation set is empty; give the data a valid split")
+        out = {"valid_loss": float(loss_sum) / n}
+        out.update({k: float(v) / n for k, v in sums.items()})
+        return out
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        """Class probabilities for a normalised batch N,C,H,W (or one image C,H,W)."""
+        single = x.ndim == 3
+        x = (x[None] if single else x).to(self.device)
+        probs = self._predict_batch(self._eval_model(), x, tta).softmax(dim=1).float().cpu()
+        return probs[0] if single else probs
+
+    def _eval_model(self) -> nn.Module:
+        model = self.ema.module if self.ema is not None else self.forward_model
+        model.eval()
+        return model
+
+    def _predict_batch(self, model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
+        """Logits (float32); with TTA, log of the mean probabilities over x and its mirror."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            pred = model(x).float()
+            if tta:
+                flipped = model(torch.flip(x, dims=[3])).float()
+                pred = ((pred.softmax(1) + flipped.softmax(1)) / 2).log()
+        return pred
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    # ---- checkpoints, resume, interruption ------------------------------------------------------
+    def _state(self, sched: Schedule, epoch: int, batch: int) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "ema": self.ema.state_dict() if self.ema else None,
+                "scaler": self.scaler.state_dict() if self.scaler else None,
+                "schedule": sched.as_dict(), "position": {"epoch": epoch, "batch": batch},
+                "rng": rng_state(), "smooth": {"value": self._smooth, "count": self._count},
+                "recorder": self.recorder.state(), "config": self.config,
+                "vocab": list(getattr(self.dls, "vocab", []))}
+
+    def _save(self, sched: Schedule, epoch: int, batch: int) -> Path:
+        path = save_checkpoint(self.run_dir / "checkpoint.pt", self._state(sched, epoch, batch))
+        weights = self.ema.module if self.ema else self.model
+        save_weights(self.run_dir / "model.safetensors", weights,
+                     {"arch": self.config["arch"], "vocab": "\n".join(getattr(self.dls, "vocab", []))})
+        return path
+
+    def _write_csv(self) -> None:
+        cols = ["epoch", "train_loss", "valid_loss", *self.metrics, "time"]
+        lines = [",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in self.recorder.rows]
+        atomic_write(self.run_dir / "metrics.csv",
+                     lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+
+    def load(self, path: str | Path, with_opt: bool = True) -> dict:
+        """Load weights (and optimizer/EMA state) from a resnette checkpoint; returns the checkpoint."""
+        state = load_checkpoint(path)
+        check_compatible(self.model, state["model"], str(path))
+        self.model.load_state_dict(state["model"])
+        if with_opt:
+            self.opt.load_state_dict(state["optimizer"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            if self.scaler is not None and state.get("scaler") is not None:
+                self.scaler.load_state_dict(state["scaler"])
+        return state
+
+    def _resume(self, sched: Schedule) -> tuple[int, int]:
+        if self.run_dir is None:
+            raise ResnetteError("resume=True needs a run_dir to read the checkpoint from")
+        path = self.run_dir / "checkpoint.pt"
+        if not path.exists():
+            if not self.quiet:
+                print(f"no checkpoint in {self.run_dir}; starting from the beginning")
+            return 0, 0
+        saved = Schedule.from_dict(load_checkpoint(path)["schedule"])
+        if saved != sched:
+            raise ResnetteError(f"{path} was written by a different schedule ({saved.kind}, "
+                                f"{saved.n_epoch} epochs, lr {saved.lr:g}); resume with the same settings")
+        state = self.load(path)
+        set_rng_state(state["rng"])
+        self.recorder.load_state(state["recorder"])
+        self._smooth, self._count = state["smooth"]["value"], state["smooth"]["count"]
+        return state["position"]["epoch"], state["position"]["batch"]
+
+    def _catch_signals(self) -> dict:
+        """On SIGINT/SIGTERM, let the current batch finish, then save and stop (see _interrupted)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def request_stop(signum, frame):
+            if self._stop_signal is not None:   # a second Ctrl-C: stop right now
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+
+        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in old:
+            signal.signal(s, request_stop)
+        return old
+
+    def _interrupted(self, epoch: int, batch: int, sched: Schedule) -> None:
+        name = signal.Signals(self._stop_signal).name
+        if self.run_dir is None:
+            raise TrainingInterrupted(f"{name}: stopped at epoch {epoch}, batch {batch}; "
+                                      "nothing saved (no run_dir)")
+        path = self._save(sched, epoch, batch)
+        raise TrainingInterrupted(f"{name}: stopped at epoch {epoch}, batch {batch}; saved {path}; "
+                                  "run again with resume=True (--resume) to continue")
+
+    def _diverged(self, epoch: int, batch: int, sched: Schedule) -> None:
+        kept = (f"; the last good checkpoint {self.run_dir / 'checkpoint.pt'} is kept"
+                if self.run_dir is not None and (self.run_dir / "checkpoint.pt").exists() else "")
+        raise ResnetteError(f"loss became NaN/inf at epoch {epoch}, batch {batch}; "
+                            f"lower the learning rate, e.g. lr={sched.lr / 10:.1e}{kept}")
+
+
+def _loss_sum(loss_func: nn.Module, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Sum of the per-item losses (so the mean over the set weighs every image equally)."""
+    try:
+        return per_item_loss(loss_func, pred, y).float().sum()
+    except TypeError:
+        return loss_func(pred, y).float() * len(y)
+
+
+def _check_precision(precision: str, device: torch.device, quiet: bool) -> str:
+    if precision not in PRECISIONS:
+        raise ResnetteError(f"unknown precision {precision!r}; choose bf16, fp16 or fp32")
+    if precision == "fp16" and device.type != "cuda":
+        # float16 needs loss scaling and CPUs have no fast float16 path; bfloat16 needs neither
+        if not quiet:
+            print("fp16 needs a CUDA GPU; using bf16 on this device instead")
+        return "bf16"
+    return precision
