@@ -115,6 +115,8 @@ def _build(final: Path, root: Path, files: list[Path], presize: int, method: str
         (tmp / "meta.json").write_text(json.dumps(meta))
         with open(store_path, "rb+") as f:
             os.fsync(f.fileno())
+        if final.exists() and not (final / "meta.json").exists():
+            shutil.rmtree(final, ignore_errors=True)  # a damaged store: replace it
         try:
             os.replace(tmp, final)
         except OSError:

@@ -1,0 +1,96 @@
+"""Data pipeline benchmark: cold decode rate, warm loader throughput, cache size, memory.
+
+    python benchmarks/data.py [--data ../shared/data/imagenette2-224sq] [--batches 40]
+
+Prints a table and writes benchmarks/results/data.json. The decoded cache is built (once) in
+the default cache folder ($RESNETTE_HOME/decoded or ~/.cache/resnette/decoded). Numbers on a
+shared machine are noisy: rerun before drawing conclusions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from resnette.data import folder
+from resnette.data.cache import decoded_store
+from resnette.data.folders import scan_folder
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "imagenette2-224sq"
+
+
+def rss_anon_mb() -> float:
+    """Anonymous resident memory: what the process holds beyond file-backed pages (the memmap)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cold_decode_rate(root: Path, presize: int, n: int) -> float:
+    """Images per second per core: one process decoding `n` files into a fresh store."""
+    split = scan_folder(root)
+    files = split.files[:: max(1, len(split.files) // n)][:n]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        decoded_store(split.root, files, presize, cache_dir=tmp, workers=1)
+        return len(files) / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--presize", type=int, default=160)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--bs", type=int, default=128)
+    ap.add_argument("--batches", type=int, default=40)
+    ap.add_argument("--cold-n", type=int, default=600)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    res: dict = {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                 "data": str(args.data), "presize": args.presize, "size": args.size, "bs": args.bs}
+
+    res["cold_decode_img_per_s_per_core"] = round(cold_decode_rate(args.data, args.presize, args.cold_n), 1)
+
+    anon0 = rss_anon_mb()
+    t = time.perf_counter()
+    dls = folder(args.data, size=args.size, presize=args.presize, bs=args.bs)
+    res["open_or_build_cache_s"] = round(time.perf_counter() - t, 2)
+    store = Path(dls.train.store.filename)
+    res["cache_dir"] = str(store.parent)
+    res["cache_bytes"] = store.stat().st_size
+    res["n_train"], res["n_valid"] = dls.train.n, dls.valid.n
+
+    peak = 0.0
+    for name, loader in (("train", dls.train), ("valid", dls.valid)):
+        it = iter(loader)
+        for _ in range(3):  # warm-up: page cache, thread pool, allocator
+            next(it)
+        n_img, t = 0, time.perf_counter()
+        for i, (x, y) in enumerate(it):
+            n_img += len(y)
+            peak = max(peak, rss_anon_mb())
+            if i + 1 >= args.batches:
+                break
+        dt = time.perf_counter() - t
+        res[f"{name}_img_per_s"] = round(n_img / dt, 1)
+    res["loader_rss_beyond_memmap_mb"] = round(peak - anon0, 1)
+
+    out = HERE / "results" / "data.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    targets = {"train_img_per_s": ">= 3000", "cache_bytes": "< 1.1e9", "loader_rss_beyond_memmap_mb": "< 300"}
+    print(f"{'metric':34} {'value':>14}  target")
+    for k, v in res.items():
+        print(f"{k:34} {v!s:>14}  {targets.get(k, '')}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Any folder of images: layouts, labels, splits, names, colour modes, unreadable files."""
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnette.data import folder, get_data
+from resnette.data.decode import UnreadableImage, decode_image
+from resnette.data.folders import scan_folder
+from resnette.utils import ResnetteError
+
+
+def write_image(path: Path, size=(40, 30), mode="RGB", seed=0, fmt=None) -> Path:
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(arr).convert(mode).save(path, format=fmt)
+    return path
+
+
+def make_tree(root: Path, splits=("train", "valid"), labels=("cat", "dog"), n=3, ext=".png") -> Path:
+    for s in splits:
+        for lab in labels:
+            for i in range(n):
+                write_image(root / s / lab / f"{lab}{i}{ext}", seed=hash((s, lab, i)) % 1000)
+    return root
+
+
+def test_split_folders_give_labels_from_parent_and_sorted_vocab(tmp_path):
+    root = make_tree(tmp_path / "ds", labels=("zebra", "ant", "mole"))
+    (root / "train" / "notes.txt").write_text("not an image")
+    s = scan_folder(root)
+    assert s.vocab == ["ant", "mole", "zebra"]
+    assert s.is_valid.sum() == 9 and (~s.is_valid).sum() == 9
+    for f, lab in zip(s.files, s.labels):
+        assert s.vocab[lab] == f.parent.name
+
+
+@pytest.mark.parametrize("train,valid", [("train", "val"), ("train", "valid"), ("training", "testing")])
+def test_split_folder_names(tmp_path, train, valid):
+    s = scan_folder(make_tree(tmp_path / "ds", splits=(train, valid)))
+    assert s.is_valid.sum() == 6 and all(f.parts[-3] == valid for f in np.array(s.files)[s.is_valid])
+
+
+def test_valid_pct_split_is_seeded_and_sized(tmp_path):
+    root = make_tree(tmp_path / "ds", splits=("",), n=10)
+    a, b, c = scan_folder(root, 0.3, seed=1), scan_folder(root, 0.3, seed=1), scan_folder(root, 0.3, seed=2)
+    assert a.is_valid.sum() == 6
+    assert [str(f) for f in a.files] == [str(f) for f in b.files]
+    assert set(np.array(a.files)[a.is_valid]) != set(np.array(c.files)[c.is_valid])
+
+
+def test_errors_are_one_line_and_say_what_to_do(tmp_path):
+    with pytest.raises(ResnetteError, match="does not exist"):
+        scan_folder(tmp_path / "nope")
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    (tmp_path / "empty" / "valid").mkdir()
+    with pytest.raises(ResnetteError, match="no images"):
+        scan_folder(tmp_path / "empty")
+    with pytest.raises(ResnetteError, match="at least two"):
+        scan_folder(make_tree(tmp_path / "one", labels=("solo",)))
+    with pytest.raises(ResnetteError, match="valid_pct"):
+        scan_folder(make_tree(tmp_path / "flat", splits=("",)))
+    with pytest.raises(ResnetteError, match="between 0 and 1"):
+        scan_folder(tmp_path / "flat", valid_pct=1.5)
+
+
+def test_get_data_unknown_name_lists_choices(tmp_path):
+    with pytest.raises(ResnetteError, match="imagenette-160.*digits"):
+        get_data("imagenet-12")
+    with pytest.raises(ResnetteError, match="no folder at"):
+        get_data(str(tmp_path / "missing"))
+
+
+def test_wordnet_ids_get_human_names(tmp_path):
+    root = make_tree(tmp_path / "ds", labels=("n01440764", "n03888257", "n02099601"), n=1)
+    dls = folder(root, size=16, presize=20, bs=1, cache_dir=tmp_path / "c", prefetch=0)
+    assert dls.vocab == ["n01440764", "n02099601", "n03888257"]
+    assert dls.names == ["tench", "golden retriever", "parachute"]
+    assert dls.c == 3
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "RGBA", "P", "LA", "I;16"])
+def test_every_mode_comes_out_rgb(tmp_path, mode):
+    p = tmp_path / f"im.{'jpg' if mode == 'CMYK' else 'png'}"
+    if mode == "I;16":
+        Image.fromarray(np.full((30, 40), 40000, dtype=np.uint16)).save(p)
+    else:
+        write_image(p, mode=mode)
+    out = decode_image(p, 24)
+    assert out.shape == (24, 24, 3) and out.dtype == np.uint8
+    if mode == "I;16":
+        assert abs(int(out.mean()) - 155) <= 1  # 40000/65535*255, scaled not clipped
+
+
+def test_crop_keeps_centre_and_squish_keeps_all(tmp_path):
+    arr = np.zeros((20, 60, 3), np.uint8)
+    arr[:, :20] = 255  # a white left third: outside the centre square
+    Image.fromarray(arr).save(tmp_path / "w.png")
+    assert decode_image(tmp_path / "w.png", 20, "crop").max() == 0
+    assert decode_image(tmp_path / "w.png", 20, "squish")[:, :5].min() == 255
+
+
+def test_unreadable_files_are_skipped_with_one_warning(tmp_path):
+    root = make_tree(tmp_path / "ds", n=4)
+    (root / "train" / "cat" / "zero.jpg").write_bytes(b"")
+    (root / "train" / "cat" / "text.png").write_text("hello, not a png")
+    good = (root / "train" / "dog" / "dog0.png").read_bytes()
+    (root / "train" / "dog" / "cut.png").write_bytes(good[: len(good) // 2])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        dls = folder(root, size=16, presize=20, bs=2, cache_dir=tmp_path / "c", prefetch=0)
+    msgs = [str(x.message) for x in w if "unreadable" in str(x.message)]
+    assert len(msgs) == 1 and msgs[0].startswith("skipped 3 unreadable") and "zero.jpg" in msgs[0]
+    assert len(dls.train.items) == 8 and all("cut" not in i for i in dls.train.items)
+
+
+def test_decompression_bomb_is_unreadable(tmp_path):
+    p = tmp_path / "bomb.png"
+    Image.new("L", (13000, 12000)).save(p)  # 156 Mpx of zeros compresses to almost nothing
+    with pytest.raises(UnreadableImage, match="limit|bomb"):
+        decode_image(p, 32)
