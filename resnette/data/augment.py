@@ -12,8 +12,9 @@ pixel is sampled from the presized uint8 image exactly once:
 `crop` maps the output square onto a random sub-rectangle (area min_scale..1, aspect
 3/4..4/3 as the issue asks; fastai's aug_transforms itself uses a square crop). Parameters
 are drawn on the CPU from a generator the caller seeds, then moved to the batch's device, so
-the same seed gives the same batch on any device. Lighting and ImageNet normalisation are one
-256-entry table per image applied while converting uint8 to float (see `lighting_table`).
+the same seed gives the same batch on any device. Lighting is one 256-entry table per image
+applied while converting uint8 to float (see `lighting_table`); ImageNet normalisation is one
+multiply-add after the resampling.
 """
 from __future__ import annotations
 
@@ -130,15 +131,18 @@ def sampling_grid(p: dict[str, torch.Tensor], size: int) -> torch.Tensor:
     lin = torch.linspace(-1, 1, size)
     gx, gy = lin.view(1, 1, size), lin.view(1, size, 1)
     # Row r of H times (x, y, 1): an outer sum of a row vector and a column vector per image,
-    # cheaper than a matmul over every pixel.
+    # far cheaper than a matmul over every pixel; results go straight into the (x, y) slots.
     x, y, w = ((gx * h[:, r, 0, None, None] + h[:, r, 2, None, None]) + gy * h[:, r, 1, None, None]
                for r in range(3))
-    return torch.stack([x / w, y / w], -1)
+    grid = torch.empty(n, size, size, 2)
+    w = w.reciprocal_()
+    torch.mul(x, w, out=grid[..., 0])
+    torch.mul(y, w, out=grid[..., 1])
+    return grid
 
 
-def lighting_table(bright: torch.Tensor, contrast: torch.Tensor, mean: torch.Tensor,
-                   std: torch.Tensor) -> torch.Tensor:
-    """N,C,256 float32: what each uint8 value becomes after lighting and normalisation.
+def lighting_table(bright: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
+    """N,256 float32: what each uint8 value becomes after the image's lighting, in [0, 1].
 
     fastai's lighting is sigmoid((logit(v) + logit(b)) * c) on each pixel value v in [0, 1].
     It depends on the pixel alone, so for one image it is a table of 256 entries: looking
@@ -146,49 +150,57 @@ def lighting_table(bright: torch.Tensor, contrast: torch.Tensor, mean: torch.Ten
     transcendental passes over the output. We apply it to the source pixels, before the
     bilinear resampling (fastai applies it after): identical at the pixels, and in between
     the blend of lit values differs from lighting the blend by a fraction of a grey level
-    except at hard edges. The neutral b = 0.5, c = 1 gives plain normalisation exactly.
+    except at hard edges. The neutral b = 0.5, c = 1 gives v itself exactly.
     """
-    v = (torch.arange(256, dtype=torch.float64) / 255).clamp(1e-7, 1 - 1e-7)
-    logit_v = torch.log(v / (1 - v)).view(1, 256)
+    v = torch.arange(256, dtype=torch.float64) / 255
+    vc = v.clamp(1e-7, 1 - 1e-7)
+    logit_v = torch.log(vc / (1 - vc)).view(1, 256)
     logit_b = torch.log(bright / (1 - bright)).view(-1, 1)
     y = torch.sigmoid((logit_v + logit_b) * contrast.view(-1, 1))
-    y = torch.where((bright == 0.5).view(-1, 1) & (contrast == 1).view(-1, 1), v, y)
-    m, s = mean.double().cpu().view(1, -1, 1), std.double().cpu().view(1, -1, 1)
-    return ((y[:, None, :] - m) / s).float()
+    neutral = ((bright == 0.5) & (contrast == 1)).view(-1, 1)
+    return torch.where(neutral, v.view(1, 256), y).float()
 
 
 def apply_table(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """uint8 N,H,W,C + table N,C,256 -> float32 N,C,H,W (channels-last memory) on x's device."""
+    """uint8 N,H,W,C + table N,256 -> float32 N,C,H,W (channels-last memory) on x's device."""
     n, h, w, c = x.shape
     if x.device.type == "cpu":
-        # NumPy's fancy indexing with uint8 indices needs no int64 copy of the batch and
-        # releases the GIL, so the prefetch thread runs it beside the training step.
+        # One contiguous take per image; mode="clip" skips the bounds check (uint8 < 256).
+        # NumPy releases the GIL here, so prefetch threads run it beside the training step.
         xs, ts = x.numpy(), table.numpy()
         out = np.empty((n, h, w, c), dtype=np.float32)
         for i in range(n):
-            for ch in range(c):
-                out[i, :, :, ch] = ts[i, ch][xs[i, :, :, ch]]
+            np.take(ts[i], xs[i], out=out[i], mode="clip")
         return torch.from_numpy(out).permute(0, 3, 1, 2)
-    idx = x.permute(0, 3, 1, 2).reshape(n, c, h * w).long()
-    t = table.to(x.device, non_blocking=True)
-    return torch.gather(t, 2, idx).view(n, c, h, w)
+    idx = x.reshape(n, h * w * c).long()
+    out = torch.gather(table.to(x.device, non_blocking=True), 1, idx)
+    return out.view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def normalize_(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """(x * scale - mean) / std per channel, as one multiply-add pass."""
+    mean, std = mean.to(x.device).view(1, -1, 1, 1), std.to(x.device).view(1, -1, 1, 1)
+    return torch.addcmul(-mean / std, x, scale / std)
 
 
 def augment_batch(x: torch.Tensor, size: int, cfg: AugmentConfig, gen: torch.Generator,
                   mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 N,P,P,C (any device) -> float32 N,C,size,size augmented and normalised."""
     p = draw_params(x.shape[0], cfg, gen)
-    src = apply_table(x, lighting_table(p["bright"], p["contrast"], mean, std))
+    src = apply_table(x, lighting_table(p["bright"], p["contrast"]))
     grid = sampling_grid(p, size).to(x.device, non_blocking=True)
-    return F.grid_sample(src, grid, mode="bilinear", padding_mode=cfg.pad_mode, align_corners=True)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode=cfg.pad_mode, align_corners=True)
+    return normalize_(out, mean, std)
 
 
 def resize_batch(x: torch.Tensor, size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """Validation: the whole presized (square) image resized to `size`, normalised; no randomness."""
-    n = x.shape[0]
-    neutral = torch.full((n,), 0.5, dtype=torch.float64)
-    out = apply_table(x, lighting_table(neutral, torch.ones(n, dtype=torch.float64), mean, std))
+    """Validation: the whole presized (square) image resized to `size`, normalised; no randomness.
+
+    Plain bilinear, no antialiasing, like fastai's batch-time resize (and like the training
+    resampling, so train and valid see the same kind of pixels); 4x cheaper on the CPU.
+    """
+    out = x.permute(0, 3, 1, 2).float()
     if x.shape[1] != size:
-        out = F.interpolate(out, size=(size, size), mode="bilinear", antialias=True,
+        out = F.interpolate(out, size=(size, size), mode="bilinear", antialias=False,
                             align_corners=False)
-    return out
+    return normalize_(out, mean, std, scale=1 / 255)
