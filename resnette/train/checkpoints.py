@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +42,16 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise ResnetteError(f"no checkpoint at {path}; train first or check --run-dir")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ResnetteError(
-            f"refusing to load {path}: it holds Python objects that could run code ({first[:120]}); "
-            "only load checkpoints written by resnette") from None
+        if "GLOBAL" in str(e):   # the weights-only unpickler met a reference to code
+            name = next(ln for ln in str(e).splitlines() if "GLOBAL" in ln).strip()
+            raise ResnetteError(f"refusing to load {path}: it holds Python objects that could run "
+                                f"code ({name[:100]}); only load checkpoints written by resnette") from None
+        raise ResnetteError(f"refusing to load {path}: it is damaged or not a resnette checkpoint "
+                            "(weights-only loading failed)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise ResnetteError(f"cannot read checkpoint {path} ({type(e).__name__}); "
                             "it is damaged or not a resnette checkpoint") from None
