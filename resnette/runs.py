@@ -2,7 +2,8 @@
 
     runs/<name>/
         config.toml          the complete TrainConfig (rerun with --config)
-        classes.json         {"vocab": [...folder names], "names": [...human names]}
+        classes.json         vocab (folder names), names (human names), and the input
+                             normalisation: mean, std, channels
         metrics.csv          one row per epoch, written by the Learner
         model.safetensors    final weights;  best.safetensors: the best validation epoch
         checkpoint.pt        everything needed to --resume mid-schedule
@@ -132,9 +133,22 @@ def open_run(path: str | Path) -> Run:
     return run
 
 
-def save_classes(run: Run, vocab: list[str], names: list[str]) -> None:
-    text = json.dumps({"vocab": list(vocab), "names": list(names)}, indent=1)
+def save_classes(run: Run, vocab: list[str], names: list[str], mean: Any = None,
+                 std: Any = None, channels: int | None = None) -> None:
+    """Class names, and the input normalisation a model of this run expects."""
+    data: dict[str, Any] = {"vocab": list(vocab), "names": list(names)}
+    if mean is not None:
+        data.update(mean=[float(m) for m in _flat(mean)], std=[float(s) for s in _flat(std)],
+                    channels=int(channels or len(_flat(mean))))
+    text = json.dumps(data, indent=1)
     atomic_write(run.classes, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _flat(values: Any) -> list:
+    """A tensor/array/list of per-channel numbers as a flat list."""
+    if hasattr(values, "flatten"):
+        values = values.flatten()
+    return list(values.tolist() if hasattr(values, "tolist") else values)
 
 
 def load_classes(run: Run) -> tuple[list[str], list[str]]:

@@ -1,0 +1,99 @@
+"""`resnette export`: a trained model as ONNX, or as plain safetensors + config.
+
+ONNX is for serving without PyTorch (onnxruntime, browsers, phones); the batch dimension is
+dynamic so any batch size works, and the input is the normalised image at the training size.
+The safetensors export is for PyTorch users: `model.safetensors` (class names, normalisation
+and config embedded as metadata) and `config.toml` beside it; `load_exported` rebuilds the
+model from those two files alone.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from resnette.config import save_config
+from resnette.trained import Trained, load_trained, metadata
+from resnette.utils import ResnetteError, atomic_write
+
+FORMATS = ("onnx", "safetensors")
+
+
+def export_onnx(trained: Trained, out: str | Path, size: int | None = None) -> Path:
+    """Write `out` (.onnx) with the input `input` (N,C,size,size) and output `logits`."""
+    out = Path(out)
+    size = size or trained.config.size
+    x = torch.zeros(2, trained.channels, size, size)
+    model = trained.model.eval()
+    with _quiet_exporter():
+        try:
+            program = torch.onnx.export(
+                model, (x,), input_names=["input"], output_names=["logits"],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
+                dynamo=True, verbose=False)
+        except ImportError as e:
+            raise ResnetteError(f"ONNX export needs the onnx extras ({e}); "
+                                "pip install 'resnette[onnx]'") from None
+    atomic_write(out, lambda tmp: program.save(tmp))
+    names = json.dumps(trained.names)
+    _add_onnx_metadata(out, {"resnette_classes": names,
+                             "mean": json.dumps(trained.mean), "std": json.dumps(trained.std)})
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter's warnings (e.g. 'torchvision is not installed') are not for our users;
+    the logger's level is restored afterwards."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _add_onnx_metadata(path: Path, props: dict[str, str]) -> None:
+    """Class names in the ONNX file itself, so a server needs no other file."""
+    import onnx
+    m = onnx.load(str(path))
+    for key, value in props.items():
+        entry = m.metadata_props.add()
+        entry.key, entry.value = key, value
+    atomic_write(path, lambda tmp: onnx.save(m, tmp))
+
+
+def export_safetensors(trained: Trained, out_dir: str | Path) -> Path:
+    """Write out_dir/model.safetensors (self-describing) and out_dir/config.toml."""
+    out_dir = Path(out_dir)
+    tensors = {k: v.detach().contiguous().cpu().clone()
+               for k, v in trained.model.state_dict().items()}
+    path = out_dir / "model.safetensors"
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata(trained)))
+    save_config(trained.config, out_dir / "config.toml")
+    return path
+
+
+def load_exported(weights: str | Path, config: str | Path | None = None) -> Trained:
+    """Rebuild a model from an exported safetensors file (and its config.toml)."""
+    return load_trained(weights, config=config)
+
+
+def export(source: str | Path, fmt: str, out: str | Path | None = None) -> Path:
+    """What `resnette export` does: load a run (or weights) and write the chosen format."""
+    if fmt not in FORMATS:
+        raise ResnetteError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    trained = load_trained(source)
+    src = Path(source)
+    base = src if src.is_dir() else src.parent
+    if fmt == "onnx":
+        return export_onnx(trained, Path(out) if out else base / "model.onnx")
+    return export_safetensors(trained, Path(out) if out else base / "export")

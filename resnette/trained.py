@@ -1,0 +1,145 @@
+"""A trained model rebuilt from its files: a run folder, or a safetensors file + its config.
+
+What a model needs besides its weights is small: the architecture and image size (from the
+TrainConfig), the class names and the input normalisation (from classes.json). We also embed
+both in the safetensors metadata when we export, so an exported `.safetensors` file alone is
+enough; a run folder's `model.safetensors` finds them beside it.
+"""
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import safe_open
+from torch import nn
+
+from resnette import runs
+from resnette.config import TrainConfig, make_config, read_toml, to_toml
+from resnette.models import create_model
+from resnette.train.checkpoints import check_compatible
+from resnette.utils import ResnetteError
+
+META_CONFIG, META_CLASSES = "resnette_config", "resnette_classes"
+
+
+@dataclass
+class Trained:
+    model: nn.Module          # in eval mode, on the CPU
+    config: TrainConfig
+    vocab: list[str]          # folder names, the order of the model's outputs
+    names: list[str]          # human names, same order
+    mean: list[float]         # per channel, the normalisation the model was trained with
+    std: list[float]
+    channels: int
+    source: str               # the weights file, for messages
+
+    @property
+    def classes_info(self) -> dict:
+        return {"vocab": self.vocab, "names": self.names, "mean": self.mean, "std": self.std,
+                "channels": self.channels}
+
+
+def weights_file(path: Path) -> Path:
+    """A run folder's best weights (the final ones when there is no best)."""
+    run = runs.Run(path)
+    for f in (run.best, run.model):
+        if f.is_file():
+            return f
+    raise ResnetteError(f"no weights in {path} (model.safetensors); train the run first")
+
+
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except FileNotFoundError:
+        raise ResnetteError(f"weights file {path} does not exist") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ResnetteError(f"cannot read {path} as safetensors ({e}); "
+                            "pass a run folder or a .safetensors file") from None
+
+
+def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
+    """Rebuild the model of a run folder, or of a `.safetensors` file (its config taken from
+    `config`, else its metadata, else the config.toml/classes.json beside it)."""
+    path = Path(path)
+    if path.is_dir():
+        runs.open_run(path)
+        weights_path, folder = weights_file(path), path
+    else:
+        weights_path, folder = path, path.parent
+    tensors, meta = read_weights(weights_path)
+    if config is not None:
+        cfg = make_config(read_toml(config))
+    elif META_CONFIG in meta:
+        cfg = make_config(tomllib.loads(meta[META_CONFIG]))
+    elif (folder / "config.toml").is_file():
+        cfg = make_config(read_toml(folder / "config.toml"))
+    else:
+        raise ResnetteError(f"{weights_path} has no config: pass --config config.toml or "
+                            "keep the run folder's config.toml beside it")
+    classes = _classes(meta, Path(config).parent if config else folder, weights_path)
+    model = create_model(cfg.arch, n_out=len(classes["vocab"]), c_in=classes["channels"])
+    check_compatible(model, tensors, str(weights_path))
+    model.load_state_dict(tensors)
+    model.eval()
+    return Trained(model, cfg, classes["vocab"], classes["names"], classes["mean"],
+                   classes["std"], classes["channels"], str(weights_path))
+
+
+def _classes(meta: dict[str, str], folder: Path, weights_path: Path) -> dict:
+    if META_CLASSES in meta:
+        data = json.loads(meta[META_CLASSES])
+    elif (folder / "classes.json").is_file():
+        data = json.loads((folder / "classes.json").read_text(encoding="utf-8"))
+    else:
+        raise ResnetteError(f"{weights_path} has no class names: keep the run's classes.json "
+                            "beside it, or export it with `resnette export`")
+    channels = int(data.get("channels", 3))
+    return {"vocab": data["vocab"], "names": data.get("names") or data["vocab"],
+            "mean": data.get("mean", [0.5] * channels), "std": data.get("std", [0.5] * channels),
+            "channels": channels}
+
+
+def metadata(trained: Trained) -> dict[str, str]:
+    """What export embeds in the safetensors file so that it stands alone."""
+    return {META_CONFIG: to_toml(trained.config), META_CLASSES: json.dumps(trained.classes_info),
+            "format": "pt"}
+
+
+def init_from(model: nn.Module, source: str | Path, arch: str) -> str:
+    """Load another run's weights into `model` for fine-tuning (`--init-from`).
+
+    Same classes: every weight is loaded. Different classes: everything but the final linear
+    layer (the head starts fresh, as in transfer learning). Another architecture: refused.
+    Returns a one-line description of what was done.
+    """
+    src = load_trained(source)
+    if src.config.arch != arch:
+        raise ResnetteError(f"--init-from {source} is a {src.config.arch} but this run trains "
+                            f"{arch}; use --arch {src.config.arch}")
+    own = model.state_dict()
+    head = _head_keys(model)
+    theirs = src.model.state_dict()
+    if set(own) != set(theirs) or any(own[k].shape != theirs[k].shape for k in own
+                                      if k not in head):
+        raise ResnetteError(f"--init-from {source}: its weights do not fit this {arch} "
+                            "(another input channel count?)")
+    same_head = all(own[k].shape == theirs[k].shape for k in head)
+    keep = {k: v for k, v in theirs.items() if same_head or k not in head}
+    model.load_state_dict(keep, strict=False)
+    if same_head:
+        return f"initialised every weight from {src.source}"
+    return (f"initialised from {src.source} with a fresh head "
+            f"({len(src.vocab)} -> {own[head[0]].shape[0]} classes)")
+
+
+def _head_keys(model: nn.Module) -> list[str]:
+    """State-dict keys of the last linear layer: the part that depends on the classes."""
+    last = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+    prefix = f"{last}." if last else ""
+    return [k for k in (prefix + "weight", prefix + "bias") if k in model.state_dict()]
