@@ -180,7 +180,7 @@ def apply_table(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 def normalize_(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """(x * scale - mean) / std per channel, as one multiply-add pass."""
     mean, std = mean.to(x.device).view(1, -1, 1, 1), std.to(x.device).view(1, -1, 1, 1)
-    return torch.addcmul(-mean / std, x, scale / std)
+    return torch.addcmul(-mean / std, x, scale / std, out=x)  # in place: no second batch in memory
 
 
 def augment_batch(x: torch.Tensor, size: int, cfg: AugmentConfig, gen: torch.Generator,
@@ -190,6 +190,7 @@ def augment_batch(x: torch.Tensor, size: int, cfg: AugmentConfig, gen: torch.Gen
     src = apply_table(x, lighting_table(p["bright"], p["contrast"]))
     grid = sampling_grid(p, size).to(x.device, non_blocking=True)
     out = F.grid_sample(src, grid, mode="bilinear", padding_mode=cfg.pad_mode, align_corners=True)
+    del src, grid  # free the float source before the next allocation: keeps the peak low
     return normalize_(out, mean, std)
 
 
