@@ -82,7 +82,8 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
     else:
         raise ResnetteError(f"{weights_path} has no config: pass --config config.toml or "
                             "keep the run folder's config.toml beside it")
-    classes = _classes(meta, Path(config).parent if config else folder, weights_path)
+    folders = [folder] + ([Path(config).parent] if config else [])
+    classes = _classes(meta, folders, weights_path)
     model = create_model(cfg.arch, n_out=len(classes["vocab"]), c_in=classes["channels"])
     check_compatible(model, tensors, str(weights_path))
     model.load_state_dict(tensors)
@@ -91,11 +92,12 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
                    classes["std"], classes["channels"], str(weights_path))
 
 
-def _classes(meta: dict[str, str], folder: Path, weights_path: Path) -> dict:
+def _classes(meta: dict[str, str], folders: list[Path], weights_path: Path) -> dict:
+    found = [f / "classes.json" for f in folders if (f / "classes.json").is_file()]
     if META_CLASSES in meta:
         data = json.loads(meta[META_CLASSES])
-    elif (folder / "classes.json").is_file():
-        data = json.loads((folder / "classes.json").read_text(encoding="utf-8"))
+    elif found:
+        data = json.loads(found[0].read_text(encoding="utf-8"))
     else:
         raise ResnetteError(f"{weights_path} has no class names: keep the run's classes.json "
                             "beside it, or export it with `resnette export`")

@@ -19,7 +19,7 @@ from resnette.config import TrainConfig, make_config, read_toml, save_config
 from resnette.models import create_model, list_models
 from resnette.predict import collect, summarize, top_losses
 from resnette.train.checkpoints import save_weights
-from resnette.train.learner import Learner
+from resnette.train.learner import Learner, TrainingInterrupted
 from resnette.trained import init_from
 from resnette.utils import ResnetteError, seed_everything
 
@@ -57,9 +57,10 @@ def build_data(cfg: TrainConfig, device: str = "cpu", augment: bool | None = Non
     if cfg.valid_pct is not None:  # None means "the dataset's own split": let it choose
         kwargs["valid_pct"] = cfg.valid_pct
     dls = get_data(cfg.data, **kwargs)
-    if dls.train.n < cfg.bs:
+    n_train = len(dls.train.items)
+    if n_train < cfg.bs:  # training drops the last partial batch: there would be no batch
         raise ResnetteError(f"batch size {cfg.bs} is larger than the training set "
-                            f"({dls.train.n} images); use --bs {max(1, dls.train.n // 2)} or less")
+                            f"({n_train} images); use --bs {max(1, n_train // 2)} or less")
     return dls
 
 
@@ -120,7 +121,11 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         raise
     fit = {"one_cycle": learn.fit_one_cycle, "flat_cos": learn.fit_flat_cos,
            "constant": learn.fit}[cfg.schedule]
-    fit(cfg.epochs, cfg.lr, resume=resume)
+    try:
+        fit(cfg.epochs, cfg.lr, resume=resume)
+    except TrainingInterrupted:
+        raise ResnetteError(f"training stopped; {run.checkpoint} is saved: continue with "
+                            f"`resnette train --resume --run-dir {run.path}`") from None
     finish(run, learn, dls)
     return run
 
