@@ -1,0 +1,62 @@
+"""`resnette reproduce chapter14 --quick` and `resnette bench`, small enough for CI."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resnette.reproduce import markdown, names
+from resnette.throughput import bench_table, loader_rate, synthetic_data
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette2-224sq"
+
+
+def test_every_chapter_experiment_and_further_research_is_listed():
+    assert {"plain", "resblock", "resblock2", "xresnet18", "xresnet50", "lr_find", "mnist_pool",
+            "mnist_flatten", "basic18", "bottleneck18", "no_smoothing",
+            "label_smoothing"} == set(names())
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="shared Imagenette not present")
+def test_reproduce_quick_writes_the_table_beside_the_book(tmp_path):
+    pytest.importorskip("sklearn")
+    proc = subprocess.run(
+        [sys.executable, "-m", "resnette", "reproduce", "chapter14", "--quick", "--quiet",
+         "--only", "plain,lr_find,mnist_pool", "--data", str(DATA), "--out", "out"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = (tmp_path / "out" / "chapter14.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 4  # header + three experiments
+    assert "| plain 5-block net | 1 | 32 |" in table and "65.9%" in table
+    assert "suggested lr (valley)" in table and (tmp_path / "out" / "lr_find.png").is_file()
+    assert table in proc.stdout
+    # the quick subset is links to a few images per class, never a copy of the data
+    links = list((tmp_path / "out" / "quick-data").rglob("*.JPEG"))
+    assert len(links) == 150 and all(p.is_symlink() for p in links)
+
+
+def test_unknown_experiment_names_the_valid_ones(capsys):
+    from resnette.cli import main
+    assert main(["reproduce", "chapter14", "--only", "resnet9", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "resnet9" in err and "xresnet50" in err
+
+
+def test_markdown_puts_ours_beside_the_book():
+    from resnette.reproduce import experiments
+    exp = experiments()[3]
+    exp.results = {"accuracy": 0.80, "seconds": 123.4, "epochs": 5, "size": 128}
+    assert "| XResNet-18 | 5 | 128 | 80.0% | 75.7% | 123 s | 13 s |" in markdown([exp], quick=False)
+
+
+def test_loader_rate_counts_every_image():
+    dls = synthetic_data(40, presize=40, size=32, bs=8, device="cpu")
+    assert dls.train.n == 32 and loader_rate(dls.train) > 0
+
+
+def test_bench_table_has_every_stage():
+    table = bench_table(quick=True, arch="simple_cnn")
+    for stage in ("| data |", "| model |", "| end to end |"):
+        assert stage in table
+    assert "images/s" in table and "GFLOP/s" in table
