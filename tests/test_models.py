@@ -46,6 +46,13 @@ def test_bad_model_options_are_user_errors(kwargs):
         create_model("xresnet18", **kwargs)
 
 
+def test_chapter_nets_check_their_options_too():
+    with pytest.raises(ResnetteError):
+        create_model("simple_cnn", n_out=10, p=-0.1)
+    with pytest.raises(ResnetteError):
+        create_model("resblock_cnn", n_out=10, se=True)     # an XResNet-only option
+
+
 def test_one_by_one_convolution_is_an_einsum_over_channels():
     """The chapter: a 1x1 conv is a dot product over the channels of each pixel."""
     torch.manual_seed(0)

@@ -90,6 +90,8 @@ class ConvLayer(nn.Sequential):
 def pool_head(ni: int, n_out: int, p: float = 0.0) -> nn.Sequential:
     """The fully convolutional head: average the grid to one vector per image (any input size
     works), drop out with probability `p`, then a linear layer to the classes."""
+    if not 0.0 <= p < 1.0:
+        raise ResnetteError(f"dropout p must be in [0, 1), got {p}")
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(ni, n_out))
 
 

@@ -97,8 +97,6 @@ class XResNet(nn.Sequential):
                  stem: Sequence[int] = (32, 32, 64), widen: float = 1.0, p: float = 0.0,
                  act: str | type[nn.Module] | None = "relu", se: bool = False, sa: bool = False,
                  groups: int = 1, base_width: int = 4, blur: bool = False):
-        if not 0.0 <= p < 1.0:
-            raise ResnetteError(f"dropout p must be in [0, 1), got {p}")
         if widen <= 0:
             raise ResnetteError(f"widen must be positive, got {widen}")
         widths = [int(w * widen) * expansion for w in (64, 128, 256, 512)]
