@@ -97,6 +97,11 @@ def test_precision_choices():
     with pytest.raises(ResnetteError, match="precision"):
         make_learner(precision="fp8")
     assert make_learner(precision="fp16").precision == "bf16"   # CPU: falls back
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert make_learner().precision == ("bf16" if native else "fp32")   # auto
+    bf16 = make_learner(precision="bf16")
+    bf16.fit(1, 1e-2)
+    assert bf16.precision == "bf16" and math.isfinite(bf16.recorder.rows[0]["valid_loss"])
     learn = make_learner(precision="fp32", channels_last=False)
     learn.fit_one_cycle(1, 1e-2)
     assert math.isfinite(learn.recorder.rows[0]["valid_loss"])
