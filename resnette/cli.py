@@ -143,7 +143,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
         return
     model = create_model(args.arch, n_out=args.classes, c_in=args.c_in)
     s = summary(model, size=args.size, c_in=args.c_in)
-    s.model_name = s.model_name or args.arch
+    s.model_name = args.arch
     print(s)
 
 
