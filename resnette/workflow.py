@@ -171,7 +171,8 @@ def evaluate_into(run: runs.Run, model: torch.nn.Module, loader, names: list[str
     ev = {"split": split, "tta": tta, **summarize(probs, targets, names)}
     runs.save_json(run.evaluation, ev)
     plots.plot_confusion(ev["confusion"], names, run.plot("confusion"))
-    if hasattr(loader, "images"):
+    if hasattr(loader, "images") and not getattr(loader, "train", True):
+        # only the validation loader keeps its order, so position i is items[i]
         worst = top_losses(probs, targets, n=9)
         imgs = loader.images(worst).permute(0, 2, 3, 1).numpy()
         p = probs[worst]
