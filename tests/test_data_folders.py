@@ -122,3 +122,15 @@ def test_decompression_bomb_is_unreadable(tmp_path):
     Image.new("L", (13000, 12000)).save(p)  # 156 Mpx of zeros compresses to almost nothing
     with pytest.raises(UnreadableImage, match="limit|bomb"):
         decode_image(p, 32)
+
+
+@pytest.mark.parametrize("ext", ["png", "jpg"])
+def test_rgb_image_already_at_presize_decodes(tmp_path, ext):
+    # No resize is needed here, so the pixels must be read before the file is closed.
+    arr = np.random.default_rng(0).integers(0, 255, (24, 24, 3), dtype=np.uint8)
+    p = tmp_path / f"im.{ext}"
+    Image.fromarray(arr).save(p)
+    out = decode_image(p, 24)
+    assert out.shape == (24, 24, 3)
+    if ext == "png":
+        assert np.array_equal(out, arr)

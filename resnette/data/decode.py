@@ -42,14 +42,14 @@ def decode_image(path: str | Path, presize: int, method: str = "crop", channels:
                 if im.format == "JPEG":
                     im.draft("L" if channels == 1 else "RGB", (presize, presize))
                 im = _to_mode(im, channels)
-                out = _resize(im, presize, method)
+                # Read the pixels while the file is open: `_resize` may return `im` itself.
+                arr = np.asarray(_resize(im, presize, method), dtype=np.uint8)
     except UnreadableImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise UnreadableImage(f"decompression bomb ({e})") from None
     except (OSError, ValueError, SyntaxError, EOFError, Image.UnidentifiedImageError) as e:
         raise UnreadableImage(str(e) or type(e).__name__) from None
-    arr = np.asarray(out, dtype=np.uint8)
     return arr.reshape(presize, presize, channels)
 
 
