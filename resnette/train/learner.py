@@ -48,7 +48,7 @@ class Learner:
 
     def __init__(self, dls, model: nn.Module, loss_func: nn.Module | None = None, opt: str = "adamw",
                  lr: float = 1e-3, wd: float = 0.01, metrics=("accuracy",), precision: str = "auto",
-                 channels_last: bool = True, compile: bool = False, clip: float | None = None,
+                 channels_last: bool | None = None, compile: bool = False, clip: float | None = None,
                  ema: float | None = None, label_smoothing: float = 0.0, mixup: float = 0.0,
                  cutmix: float = 0.0, progressive: list[tuple[int, int]] | None = None, seed: int = 0,
                  run_dir: str | Path | None = None, quiet: bool = False,
@@ -57,9 +57,12 @@ class Learner:
         self.device = torch.device(getattr(dls.train, "device", "cpu"))
         self.precision = _check_precision(precision, self.device, quiet)
         self.model = model.to(self.device)
+        # None = where it pays: NHWC lets cuDNN use tensor cores on a GPU, but PyTorch's CPU
+        # batchnorm is 2-5x slower in NHWC, so CPU training is faster in NCHW (benchmarks/models.py).
+        if channels_last is None:
+            channels_last = self.device.type == "cuda"
         self.channels_last = channels_last
         if channels_last:
-            # NHWC lets oneDNN (CPU) and cuDNN (tensor cores) pick their fastest conv kernels
             self.model = self.model.to(memory_format=torch.channels_last)
             if hasattr(dls.train, "channels_last"):
                 dls.train.channels_last = dls.valid.channels_last = True
