@@ -1,6 +1,7 @@
 """Small helpers shared by every layer: the user-facing error, atomic writes, seeding."""
 from __future__ import annotations
 
+import errno
 import os
 import random
 import tempfile
@@ -36,12 +37,22 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
+        written = os.path.getsize(tmp) if os.path.exists(tmp) else 0
         _remove_quietly(tmp)
-        if e.errno == 28:  # ENOSPC
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
             free = _free_bytes(path.parent)
             raise ResnetteError(
-                f"disk full while writing {path} ({free / 2**20:.0f} MiB free there); "
+                f"disk full while writing {path} (stopped after {written / 2**20:.1f} MiB; "
+                f"{free / 2**20:.1f} MiB free there once the partial file was removed); "
                 "free some space or choose another --run-dir; the previous file is intact"
+            ) from None
+        if e.errno == errno.EFBIG:  # the process's file size limit (ulimit -f), not the disk
+            import resource  # Unix only, like the limit itself
+
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            raise ResnetteError(
+                f"file size limit reached while writing {path} (ulimit -f allows "
+                f"{limit / 2**20:.1f} MiB per file); raise the limit; the previous file is intact"
             ) from None
         raise
     except BaseException:

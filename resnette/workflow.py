@@ -123,9 +123,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
            "constant": learn.fit}[cfg.schedule]
     try:
         fit(cfg.epochs, cfg.lr, resume=resume)
-    except TrainingInterrupted:
-        raise ResnetteError(f"training stopped; {run.checkpoint} is saved: continue with "
-                            f"`resnette train --resume --run-dir {run.path}`") from None
+    except TrainingInterrupted as e:
+        raise ResnetteError(f"{getattr(e, 'reason', 'training stopped')}; {run.checkpoint} is "
+                            f"saved: continue with `resnette train --resume --run-dir {run.path}`"
+                            ) from None
     finish(run, learn, dls)
     return run
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import pickle
 import random
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from .. import faults
 from ..utils import ResnetteError, atomic_write
 
 FORMAT = "resnette-checkpoint-1"
@@ -27,13 +29,53 @@ FORMAT = "resnette-checkpoint-1"
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Write `state` to `path` atomically: a reader sees the old checkpoint or the new one."""
     state = {"format": FORMAT, **state}
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            _save_reporting_os_errors(state, f)
+        faults.after_checkpoint_written()   # test-only: a window for kill -9 mid-save
+
+    return atomic_write(path, write)
+
+
+class _RecordingFile:
+    """A file that remembers the OSError of a failed write (disk full, file too large)."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _save_reporting_os_errors(state: dict, f) -> None:
+    """torch.save turns a failed write into RuntimeError('unexpected pos ...'); re-raise the
+    OSError underneath, so atomic_write can say "disk full" instead of printing a traceback."""
+    recording = _RecordingFile(f)
+    try:
+        torch.save(state, recording)
+        f.flush()
+    except RuntimeError:
+        if recording.error is not None:
+            raise recording.error from None
+        raise
 
 
 def save_weights(path: str | Path, model: nn.Module, metadata: dict[str, str] | None = None) -> Path:
-    """The model's weights as safetensors (contiguous copies; shared tensors stored once each)."""
+    """The model's weights as safetensors (contiguous copies; shared tensors stored once each).
+
+    Serialised in memory and written by Python, because safetensors' own writer reports a
+    full disk as a SafetensorError rather than the OSError atomic_write explains."""
     tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    data = safetensors_bytes(tensors, metadata=metadata)
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -41,6 +83,7 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ResnetteError(f"no checkpoint at {path}; train first or check --run-dir")
+    _check_crcs(path)
     try:
         with warnings.catch_warnings():   # torch warns about pickle protocols before refusing
             warnings.simplefilter("ignore")
@@ -58,6 +101,23 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ResnetteError(f"{path} is not a resnette checkpoint (format {FORMAT} expected)")
     return state
+
+
+def _check_crcs(path: Path) -> None:
+    """torch.load does not verify the CRC-32 that torch.save records for every tensor, so a
+    flipped bit would load silently as a wrong weight; zipfile checks each record's CRC.
+    (Not a zip at all: torch.load below refuses it, naming a pickle's code if it has any.)"""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise ResnetteError(f"cannot read checkpoint {path} ({type(e).__name__}: {e}); it is "
+                            "truncated or not a resnette checkpoint") from None
+    if bad is not None:
+        raise ResnetteError(f"checkpoint {path} is corrupted ({bad} fails its CRC check); "
+                            "restore it from a backup or start the run again")
 
 
 def check_compatible(model: nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import faults
 from ..utils import ResnetteError, atomic_write, seed_everything
 from .checkpoints import (check_compatible, load_checkpoint, rng_state, save_checkpoint,
                           save_weights, set_rng_state)
@@ -40,7 +41,12 @@ CHOICES = ("auto", *PRECISIONS)
 
 
 class TrainingInterrupted(ResnetteError):
-    """Ctrl-C or SIGTERM stopped training after a batch; the message says how to resume."""
+    """Ctrl-C, SIGTERM or running out of memory stopped training after a batch, with a
+    checkpoint saved; the message says how to resume, `reason` what happened (one line)."""
+
+    def __init__(self, message: str, reason: str = "training stopped"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class Learner:
@@ -150,7 +156,15 @@ class Learner:
             for i, (x, y) in enumerate(loader, start=skip):
                 lr, mom = sched((epoch * n_iter + i) / (sched.n_epoch * n_iter))
                 set_hypers(self.opt, lr, mom)
-                pending.append(self._train_batch(x, y, epoch, i))
+                try:
+                    pending.append(self._train_batch(x, y, epoch, i))
+                    out_of_memory = False
+                except RuntimeError as e:
+                    if not _is_out_of_memory(e):
+                        raise
+                    out_of_memory = True   # handled below, once the failed step's tensors are freed
+                if out_of_memory:
+                    self._out_of_memory(pending, epoch, i, sched, len(y))
                 self.recorder.lrs.append(lr)
                 self.recorder.moms.append(get_mom(self.opt))
                 if len(pending) == SYNC_EVERY or i == n_iter - 1 or self._stop_signal:
@@ -164,6 +178,7 @@ class Learner:
 
     def _train_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int, i: int) -> torch.Tensor:
         """One optimizer step; returns the loss as a device tensor (no sync)."""
+        x = faults.before_step(x, epoch, i)   # test-only (RESNETTE_TEST_FAULT); inert otherwise
         x, mixed = self._mix(x, y, epoch, i)
         with self._autocast():
             pred = self.forward_model(x)
@@ -367,13 +382,40 @@ class Learner:
                                       "nothing saved (no run_dir)")
         path = self._save(sched, epoch, batch)
         raise TrainingInterrupted(f"{name}: stopped at epoch {epoch}, batch {batch}; saved {path}; "
-                                  "run again with resume=True (--resume) to continue")
+                                  "run again with resume=True (--resume) to continue",
+                                  reason=f"{name}: stopped at epoch {epoch}, batch {batch}")
+
+    def _out_of_memory(self, pending: list[torch.Tensor], epoch: int, batch: int,
+                       sched: Schedule, bs: int) -> None:
+        """Save the position before the batch that did not fit, then stop with advice.
+
+        Out of memory almost always strikes in the forward or backward pass, before the
+        optimizer step, so the weights are exactly those after batch `batch - 1`.
+        """
+        if pending:
+            self._sync(pending, epoch, batch - 1, sched)   # NaN check first: never save NaN weights
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        reason = (f"out of memory at epoch {epoch}, batch {batch} with batch size {bs}; "
+                  f"use a smaller batch size, e.g. --bs {max(1, bs // 2)}")
+        if self.run_dir is None or not getattr(self, "is_main", True):  # DDP: rank 0 saves
+            raise TrainingInterrupted(f"{reason}; nothing saved (no run_dir)", reason=reason)
+        path = self._save(sched, epoch, batch)
+        raise TrainingInterrupted(f"{reason}; saved {path}; resume=True (--resume) continues from it",
+                                  reason=reason)
 
     def _diverged(self, epoch: int, batch: int, sched: Schedule) -> None:
         kept = (f"; the last good checkpoint {self.run_dir / 'checkpoint.pt'} is kept"
                 if self.run_dir is not None and (self.run_dir / "checkpoint.pt").exists() else "")
         raise ResnetteError(f"loss became NaN/inf at epoch {epoch}, batch {batch}; "
                             f"lower the learning rate, e.g. lr={sched.lr / 10:.1e}{kept}")
+
+
+def _is_out_of_memory(e: RuntimeError) -> bool:
+    """CUDA raises torch.OutOfMemoryError; the CPU and MPS allocators a plain RuntimeError."""
+    text = str(e)
+    return (isinstance(e, torch.OutOfMemoryError) or "out of memory" in text
+            or "can't allocate memory" in text)
 
 
 def _loss_sum(loss_func: nn.Module, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
