@@ -98,6 +98,10 @@ def prepare(path: Path, resume: bool = False, overwrite: bool = False) -> Run:
         if not run.checkpoint.is_file():
             raise ResnetteError(f"cannot resume: {run.checkpoint} does not exist; "
                                 "start a new run without --resume")
+        from resnette.train.checkpoints import load_checkpoint
+        load_checkpoint(run.checkpoint)  # damaged or unsafe: say so before anything is touched
+        for stale in run.path.glob(".*.tmp"):  # atomic_write's leftovers from a killed process
+            stale.unlink(missing_ok=True)
     elif taken:
         if not overwrite:
             raise ResnetteError(f"run folder {run.path} already exists; pass --resume to "

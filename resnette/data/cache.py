@@ -64,15 +64,26 @@ def decoded_store(root: Path, files: list[Path], presize: int, method: str = "cr
     base = Path(cache_dir).expanduser() if cache_dir is not None else _default_dir()
     final = base / cache_key(root, files, presize, method, channels)
     decoded = 0
-    if not (final / "meta.json").exists():
+    opened = _open(final) if (final / "meta.json").exists() else None
+    if opened is None:
+        shutil.rmtree(final, ignore_errors=True)  # missing, damaged or tampered: decode again
         _build(final, root, files, presize, method, channels, workers)
         decoded = len(files)
-    meta = json.loads((final / "meta.json").read_text())
-    images = np.load(final / "images.npy", mmap_mode="r")
+        opened = _open(final)
+    meta, images = opened
     ok = np.ones(len(files), dtype=bool)
     ok[[i for i, _ in meta["bad"]]] = False
     bad = [(files[i].relative_to(root).as_posix(), why) for i, why in meta["bad"]]
     return DecodedStore(final, images, ok, bad, decoded)
+
+
+def _open(final: Path) -> tuple[dict, np.ndarray] | None:
+    """The store's meta and memory map, or None if either cannot be read. np.load keeps
+    allow_pickle=False, so a store holding pickled objects is refused, never unpickled."""
+    try:
+        return json.loads((final / "meta.json").read_text()), np.load(final / "images.npy", mmap_mode="r")
+    except (OSError, ValueError):
+        return None
 
 
 def _default_dir() -> Path:

@@ -56,6 +56,13 @@ DATASETS: dict[str, Dataset] = {
 
 _DONE = ".resnette-complete"  # written last: a folder without it is an interrupted extraction
 
+# Decompression bombs: image archives barely compress (JPEG/PNG are compressed already:
+# Imagenette's .tgz is 1.0x its contents, MNIST's PNGs ~1.5x), while gzip can inflate 1000x
+# and bzip2 far more. An archive may unpack to at most this multiple of its own size (plus a
+# little room for tiny archives) before it is refused, and never beyond the free disk space.
+MAX_RATIO = 50
+RATIO_ALLOWANCE = 64 * 2**20
+
 
 def resnette_home(data_dir: str | os.PathLike | None = None) -> Path:
     """The cache folder: `data_dir`, else `$RESNETTE_HOME`, else `~/.cache/resnette`."""
@@ -185,14 +192,14 @@ def extract_tar(archive: Path, home: Path, folder: str) -> Path:
     """Extract `archive` into `home`, refusing the whole archive if any entry could escape.
 
     Every member is checked before anything is written: no absolute paths, no `..`, no
-    links pointing outside, no device files or FIFOs. Extraction goes to a temporary folder
-    beside the target and is renamed into place, so a kill mid-way leaves no half dataset.
+    links pointing outside, no device files or FIFOs, and a total size within MAX_RATIO of
+    the archive's and within the free space (read header by header, so a bomb is refused
+    before its first huge member is inflated). Extraction goes to a temporary folder beside
+    the target and is renamed into place, so a kill mid-way leaves no half dataset.
     """
     try:
         with tarfile.open(archive) as tar:
-            members = tar.getmembers()
-            for m in members:
-                _check_member(m, archive)
+            members = _checked_members(tar, archive, home)
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder}.", dir=home))
             try:
                 kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
@@ -210,6 +217,25 @@ def extract_tar(archive: Path, home: Path, folder: str) -> Path:
         raise ResnetteError(f"{archive} is not a readable tar archive ({e}); it was removed, "
                             "run again to download it afresh") from None
     return home / folder
+
+
+def _checked_members(tar: tarfile.TarFile, archive: Path, home: Path) -> list[tarfile.TarInfo]:
+    limit = MAX_RATIO * archive.stat().st_size + RATIO_ALLOWANCE
+    free = shutil.disk_usage(home).free
+    members, total = [], 0
+    for m in tar:
+        _check_member(m, archive)
+        total += m.size
+        if total > limit:
+            raise ResnetteError(f"refusing to extract {archive.name}: it would unpack to more than "
+                                f"{total / 2**20:.0f} MiB, over {MAX_RATIO}x its "
+                                f"{archive.stat().st_size / 2**20:.1f} MiB (a decompression bomb?); "
+                                "nothing was extracted")
+        if total > free:
+            raise ResnetteError(f"{archive.name} needs more than {total / 2**20:.0f} MiB but {home} "
+                                f"has {free / 2**20:.0f} MiB free; free space or use --data-dir")
+        members.append(m)
+    return members
 
 
 def _check_member(m: tarfile.TarInfo, archive: Path) -> None:
