@@ -102,7 +102,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from resnette.workflow import train
     run = train(train_config(args), resume=args.resume, overwrite=args.overwrite,
                 quiet=args.quiet)
-    print(f"run saved in {run.path}  (next: resnette report {run.path})")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun: once, not once per process
+        print(f"run saved in {run.path}  (next: resnette report {run.path})")
 
 
 def cmd_lr_find(args: argparse.Namespace) -> None:

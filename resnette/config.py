@@ -51,7 +51,7 @@ class TrainConfig:
     # -- the schedule: the chapter trains every net with fit_one_cycle(5, 3e-3)
     epochs: int = _opt(5, "number of epochs")
     lr: float = _opt(3e-3, "peak learning rate")
-    bs: int = _opt(128, "batch size")
+    bs: int = _opt(128, "batch size (per process under torchrun: a step sees bs x processes)")
     schedule: str = _opt("one_cycle", "learning rate schedule: one_cycle, flat_cos or constant")
     opt: str = _opt("adamw", "optimizer: adamw, sgd or ranger")
     wd: float = _opt(0.01, "weight decay (never on batchnorm or bias)")
@@ -71,6 +71,11 @@ class TrainConfig:
     channels_last: bool = _opt(True, "channels-last memory format (faster convolutions)")
     compile: bool = _opt(False, "torch.compile the model")
     seed: int = _opt(0, "random seed: the same seed on the same machine repeats a run")
+    # -- many GPUs (torchrun; docs/DISTRIBUTED.md)
+    sync_bn: bool = _opt(False, "under torchrun, batchnorm statistics over the global batch "
+                         "(SyncBatchNorm; GPUs only; helps when bs per GPU is small)")
+    scale_lr: bool = _opt(False, "under torchrun, multiply lr by the number of processes "
+                          "(the linear scaling rule for the larger global batch)")
 
 
 # Sensible settings per dataset, applied under the config file and the flags. The digits

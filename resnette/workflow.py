@@ -18,6 +18,7 @@ from resnette.bench import has_fast_bf16
 from resnette.config import TrainConfig, make_config, read_toml, save_config
 from resnette.models import create_model, list_models
 from resnette.predict import collect, summarize, top_losses
+from resnette.train import distributed
 from resnette.train.checkpoints import save_weights
 from resnette.train.learner import Learner, TrainingInterrupted
 from resnette.trained import init_from
@@ -48,10 +49,11 @@ def progressive_schedule(sizes: list[int], epochs: int) -> list[tuple[int, int]]
     return [(round(i * epochs / len(sizes)), s) for i, s in enumerate(sizes)]
 
 
-def build_data(cfg: TrainConfig, device: str = "cpu", augment: bool | None = None):
+def build_data(cfg: TrainConfig, device: str = "cpu", augment: bool | None = None,
+               rank: int = 0, world_size: int = 1):
     from resnette.data import get_data
     kwargs = dict(size=cfg.size, presize=cfg.presize, bs=cfg.bs, seed=cfg.seed, device=device, augment=cfg.augment if augment is None else augment,
-                  min_scale=cfg.min_scale)
+                  min_scale=cfg.min_scale, rank=rank, world_size=world_size)
     if cfg.data_dir:
         kwargs["data_dir"] = cfg.data_dir
     if cfg.valid_pct is not None:  # None means "the dataset's own split": let it choose
@@ -72,14 +74,14 @@ class RunLearner(Learner):
         rows = self.recorder.rows
         key = "accuracy" if "accuracy" in rows[-1] else "valid_loss"
         sign = 1 if key == "accuracy" else -1
-        if self.run_dir is not None and all(sign * rows[-1][key] >= sign * r[key] for r in rows):
+        if self.run_dir is not None and self.is_main and all(sign * rows[-1][key] >= sign * r[key] for r in rows):
             model = self.ema.module if self.ema is not None else self.model
             save_weights(runs.Run(self.run_dir).best, model)
 
 
 def make_learner(cfg: TrainConfig, dls, model, run: runs.Run | None, quiet: bool) -> Learner:
     device = str(dls.train.device) if hasattr(dls.train, "device") else "cpu"
-    return RunLearner(dls, model, opt=cfg.opt, lr=cfg.lr, wd=cfg.wd,
+    return RunLearner(dls, model, opt=cfg.opt, lr=peak_lr(cfg), wd=cfg.wd,
                       metrics=["accuracy", "top_k_accuracy"] if dls.c > 5 else ["accuracy"],
                       precision=pick_precision(cfg.precision, device),
                       channels_last=cfg.channels_last, compile=cfg.compile, clip=cfg.clip,
@@ -87,6 +89,11 @@ def make_learner(cfg: TrainConfig, dls, model, run: runs.Run | None, quiet: bool
                       cutmix=cfg.cutmix,
                       progressive=progressive_schedule(cfg.progressive, cfg.epochs) or None,
                       seed=cfg.seed, run_dir=run.path if run else None, quiet=quiet)
+
+
+def peak_lr(cfg: TrainConfig) -> float:
+    """cfg.lr, times the number of processes with --scale-lr (the linear scaling rule)."""
+    return distributed.scale_lr(cfg.lr, distributed.world_size()) if cfg.scale_lr else cfg.lr
 
 
 def open_run_for(cfg: TrainConfig, resume: bool, overwrite: bool, root: str | Path = "runs"
@@ -110,24 +117,40 @@ def resume_config(name: str | None, run_dir: str | None, flags: dict, root: str 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet: bool = False,
           root: str | Path = "runs") -> runs.Run:
-    """Train as `cfg` says into a run folder; return the run."""
+    """Train as `cfg` says into a run folder; return the run.
+
+    Under torchrun every process runs this: rank 0 picks the run folder and writes it, each
+    machine's local rank 0 prepares the data first, all ranks train (docs/DISTRIBUTED.md).
+    """
     check_arch(cfg.arch)
-    cfg, run = open_run_for(cfg, resume, overwrite, root)
+    d = distributed.init(pick_device(cfg.device))
     try:
-        learn, dls = _start(cfg, run, resume, quiet)
+        return _train(cfg, d, resume, overwrite, quiet or not d.is_main, root)
+    finally:
+        distributed.shutdown()
+
+
+def _train(cfg: TrainConfig, d: distributed.Dist, resume: bool, overwrite: bool, quiet: bool,
+           root: str | Path) -> runs.Run:
+    cfg, run = distributed.on_rank0(d, lambda: open_run_for(cfg, resume, overwrite, root))
+    try:
+        learn, dls = _start(cfg, run, resume, quiet, d)
     except BaseException:
-        if not resume:  # a run that never started training leaves no folder behind
+        if not resume and d.is_main:  # a run that never started training leaves no folder behind
             shutil.rmtree(run.path, ignore_errors=True)
         raise
     fit = {"one_cycle": learn.fit_one_cycle, "flat_cos": learn.fit_flat_cos,
            "constant": learn.fit}[cfg.schedule]
     try:
-        fit(cfg.epochs, cfg.lr, resume=resume)
+        fit(cfg.epochs, peak_lr(cfg), resume=resume)
     except TrainingInterrupted as e:
         raise ResnetteError(f"{getattr(e, 'reason', 'training stopped')}; {run.checkpoint} is "
                             f"saved: continue with `resnette train --resume --run-dir {run.path}`"
                             ) from None
-    finish(run, learn, dls)
+    if d.is_main:
+        if d.is_distributed:  # this rank's loader holds only its shard of the valid set
+            dls = build_data(cfg, d.device)
+        finish(run, learn, dls)
     return run
 
 
@@ -138,16 +161,24 @@ def check_arch(arch: str) -> None:
                             + ", ".join(list_models()))
 
 
-def _start(cfg: TrainConfig, run: runs.Run, resume: bool, quiet: bool):
-    save_config(cfg, run.config)
+def _start(cfg: TrainConfig, run: runs.Run, resume: bool, quiet: bool,
+           d: distributed.Dist):
+    if d.is_main:
+        save_config(cfg, run.config)
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
-    dls = build_data(cfg, device)
-    runs.save_classes(run, dls.vocab, dls.names, dls.mean, dls.std, dls.channels)
-    dls.show_batch(run.plot("batch"))
+    dls = distributed.local_rank0_first(d, lambda: build_data(cfg, d.device, rank=d.rank,
+                                                              world_size=d.world_size))
+    if d.is_main:
+        runs.save_classes(run, dls.vocab, dls.names, dls.mean, dls.std, dls.channels)
+        dls.show_batch(run.plot("batch"))
     model = create_model(cfg.arch, n_out=dls.c, c_in=dls.channels)
     if cfg.init_from and not resume:
         _say(init_from(model, cfg.init_from, cfg.arch), quiet)
+    if cfg.sync_bn:
+        model = distributed.sync_batchnorm(model, d.device, d.world_size)
+    if d.is_distributed:
+        _say(f"DDP: {d.world_size} processes, batch {cfg.bs} each = {cfg.bs * d.world_size} "
+             f"a step, peak lr {peak_lr(cfg):g}{' (scaled)' if cfg.scale_lr else ''}", quiet)
     learn = make_learner(cfg, dls, model, run, quiet)
     if cfg.lr_find and not resume:
         found = learn.lr_find(plot=run.plot("lr_find"))
@@ -188,6 +219,9 @@ def lr_find_run(cfg: TrainConfig, overwrite: bool = False, quiet: bool = False,
                 root: str | Path = "runs"):
     """`resnette lr-find`: the sweep alone, its plot saved into a run folder."""
     check_arch(cfg.arch)
+    if distributed.launched():
+        raise ResnetteError("`resnette lr-find` runs in one process; run it without torchrun "
+                            "(or use `resnette train --lr-find` under torchrun)")
     cfg, run = open_run_for(cfg, False, overwrite, root)
     save_config(cfg, run.config)
     seed_everything(cfg.seed)

@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import faults
 from ..utils import ResnetteError, atomic_write, seed_everything
+from . import distributed
 from .checkpoints import (check_compatible, load_checkpoint, rng_state, save_checkpoint,
                           save_weights, set_rng_state)
 from .ema import EMA
@@ -59,9 +60,13 @@ class Learner:
                  cutmix: float = 0.0, progressive: list[tuple[int, int]] | None = None, seed: int = 0,
                  run_dir: str | Path | None = None, quiet: bool = False,
                  moms: tuple[float, float, float] = (0.95, 0.85, 0.95)):
-        self.dls, self.lr, self.wd, self.moms, self.seed, self.quiet = dls, lr, wd, moms, seed, quiet
+        self.dls, self.lr, self.wd, self.moms, self.seed = dls, lr, wd, moms, seed
+        # Under DDP (torchrun) every rank runs this same code; only rank 0 prints and writes.
+        self.world_size = distributed.world_size()
+        self.is_main = distributed.is_main()
+        self.quiet = quiet or not self.is_main
         self.device = torch.device(getattr(dls.train, "device", "cpu"))
-        self.precision = _check_precision(precision, self.device, quiet)
+        self.precision = _check_precision(precision, self.device, self.quiet)
         self.model = model.to(self.device)
         # None = where it pays: NHWC lets cuDNN use tensor cores on a GPU, but PyTorch's CPU
         # batchnorm is 2-5x slower in NHWC, so CPU training is faster in NCHW (benchmarks/models.py).
@@ -72,7 +77,11 @@ class Learner:
             self.model = self.model.to(memory_format=torch.channels_last)
             if hasattr(dls.train, "channels_last"):
                 dls.train.channels_last = dls.valid.channels_last = True
-        self.forward_model = torch.compile(self.model) if compile else self.model
+        train_model = self.model
+        if self.world_size > 1:  # gradients averaged across ranks during backward
+            distributed.check_sharded(dls.train, self.world_size)
+            train_model = distributed.wrap_ddp(self.model, self.device)
+        self.forward_model = torch.compile(train_model) if compile else train_model
         if loss_func is None:
             loss_func = LabelSmoothingCrossEntropy(label_smoothing) if label_smoothing else CrossEntropy()
         self.loss_func = loss_func
@@ -120,7 +129,7 @@ class Learner:
         from .lr_find import lr_find
         if plot is None and self.run_dir is not None:
             plot = self.run_dir / "lr_find.png"
-        return lr_find(self, start, end, num_it, stop_div, plot)
+        return lr_find(self, start, end, num_it, stop_div, plot if self.is_main else None)
 
     # ---- the loop ------------------------------------------------------------------------------
     def _fit(self, sched: Schedule, resume: bool) -> None:
@@ -139,6 +148,11 @@ class Learner:
                 start = time.perf_counter()
                 self._train_epoch(e, sched, skip if e == epoch else 0)
                 self._after_epoch(e, sched, table, time.perf_counter() - start)
+        except (RuntimeError, torch.distributed.DistError) as err:
+            # DDP's gradient all-reduce failing inside backward: another rank died or hung
+            if self.world_size > 1 and distributed.is_peer_failure(err):
+                raise distributed.peer_failure(err, "training") from None
+            raise
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
@@ -167,12 +181,15 @@ class Learner:
                     self._out_of_memory(pending, epoch, i, sched, len(y))
                 self.recorder.lrs.append(lr)
                 self.recorder.moms.append(get_mom(self.opt))
-                if len(pending) == SYNC_EVERY or i == n_iter - 1 or self._stop_signal:
-                    self._sync(pending, epoch, i, sched)
+                # Under DDP the ranks must sync at the same batches (it is a collective), so a
+                # stop signal waits for the next regular sync, where all ranks agree on it.
+                local_stop = self._stop_signal is not None and self.world_size == 1
+                if len(pending) == SYNC_EVERY or i == n_iter - 1 or local_stop:
+                    stop = self._sync(pending, epoch, i, sched)
                     bar.update(len(pending), self.recorder.smooth_losses[-1])
                     pending = []
-                if self._stop_signal:
-                    self._interrupted(epoch, i + 1, sched)
+                    if stop:
+                        self._interrupted(epoch, i + 1, sched)
         finally:
             bar.close()
 
@@ -199,9 +216,17 @@ class Learner:
         self._after_step()
         return loss.detach()
 
-    def _sync(self, pending: list[torch.Tensor], epoch: int, last: int, sched: Schedule) -> None:
-        """Read the pending losses at once; stop on NaN/inf before anything gets saved."""
-        values = torch.stack(pending).float().tolist()
+    def _sync(self, pending: list[torch.Tensor], epoch: int, last: int, sched: Schedule) -> bool:
+        """Read the pending losses at once; stop on NaN/inf before anything gets saved.
+
+        Returns whether to stop for a signal. Under DDP the losses are averaged over the ranks
+        (the global batch's loss, as one process would see it) in the same all-reduce that
+        tells every rank whether any of them got Ctrl-C/SIGTERM, so all ranks record the same
+        numbers and stop at the same batch.
+        """
+        values, stop = distributed.mean_and_any(torch.stack(pending).float(), self._stop_signal is not None)
+        if stop and self._stop_signal is None:  # another rank was told to stop
+            self._stop_signal = signal.SIGTERM
         for j, v in enumerate(values):
             if not math.isfinite(v):
                 self._diverged(epoch, last - len(values) + 1 + j, sched)
@@ -209,6 +234,11 @@ class Learner:
             self._smooth = SMOOTH_BETA * self._smooth + (1 - SMOOTH_BETA) * v
             self.recorder.losses.append(v)
             self.recorder.smooth_losses.append(self._smooth / (1 - SMOOTH_BETA ** self._count))
+        return stop
+
+    def _mean_over_ranks(self, loss: torch.Tensor) -> float:
+        """One batch's loss averaged over the ranks (the lr finder's stop rule must agree)."""
+        return distributed.mean_and_any(loss.detach().float().reshape(1), False)[0][0]
 
     # ---- hooks ---------------------------------------------------------------------------------
     def _before_epoch(self, epoch: int) -> None:
@@ -245,7 +275,7 @@ class Learner:
                "time": seconds}
         self.recorder.rows.append(row)
         table.write_row(row)
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.is_main:
             self._save(sched, epoch + 1, 0)
             self._write_csv()
 
@@ -255,11 +285,16 @@ class Learner:
         """valid_loss and every metric over the whole loader (default: dls.valid), summed per item.
 
         With EMA on, this evaluates the averaged weights. With tta=True, each image's
-        probabilities are the mean over it and its horizontal mirror.
+        probabilities are the mean over it and its horizontal mirror. A loader sharded over
+        DDP ranks is reduced as sums and counts, so each image counts once (every rank must
+        call this then).
         """
         loader = loader or self.dls.valid
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(0)
+        sharded = getattr(loader, "world_size", 1) > 1
+        if sharded:
+            distributed.broadcast_buffers(self.model)
         model = self._eval_model()
         loss_sum = torch.zeros((), device=self.device)
         sums = {k: torch.zeros((), device=self.device) for k in self.metrics}
@@ -270,6 +305,9 @@ class Learner:
             for k, f in self.metrics.items():
                 sums[k] += f(pred, y)
             n += len(y)
+        if sharded:  # sums and counts, so each image counts once
+            loss_sum, *metric_sums, n = distributed.sum_over_ranks([loss_sum, *sums.values(), n])
+            sums = dict(zip(sums, metric_sums))
         if n == 0:
             raise ResnetteError("the validation set is empty; give the data a valid split")
         out = {"valid_loss": float(loss_sum) / n}
@@ -285,7 +323,10 @@ class Learner:
         return probs[0] if single else probs
 
     def _eval_model(self) -> nn.Module:
-        model = self.ema.module if self.ema is not None else self.forward_model
+        # under DDP, the plain module: ranks' validation shards differ in length, and the
+        # DDP wrapper would expect every rank to run the same forwards
+        plain = self.model if self.world_size > 1 else self.forward_model
+        model = self.ema.module if self.ema is not None else plain
         model.eval()
         return model
 
@@ -377,6 +418,9 @@ class Learner:
 
     def _interrupted(self, epoch: int, batch: int, sched: Schedule) -> None:
         name = signal.Signals(self._stop_signal).name
+        if self.run_dir is not None and not self.is_main:   # rank 0 saves for everyone
+            raise TrainingInterrupted(f"{name}: stopped at epoch {epoch}, batch {batch}; rank 0 saved "
+                                      "the checkpoint")
         if self.run_dir is None:
             raise TrainingInterrupted(f"{name}: stopped at epoch {epoch}, batch {batch}; "
                                       "nothing saved (no run_dir)")

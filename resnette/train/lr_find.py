@@ -81,7 +81,7 @@ def _sweep(learn, start: float, end: float, num_it: int, stop_div: bool):
         for x, y in loader:
             lr = sched_exp(start, end, it / num_it)
             set_hypers(learn.opt, lr, None)
-            loss = float(learn._train_batch(x, y, epoch, it))
+            loss = learn._mean_over_ranks(learn._train_batch(x, y, epoch, it))  # DDP: ranks agree
             it += 1
             smooth = SMOOTH_BETA * smooth + (1 - SMOOTH_BETA) * loss
             value = smooth / (1 - SMOOTH_BETA ** it)
