@@ -436,6 +436,12 @@ class Learner:
         Out of memory almost always strikes in the forward or backward pass, before the
         optimizer step, so the weights are exactly those after batch `batch - 1`.
         """
+        if self.world_size > 1:
+            # DDP: the other ranks wait inside this step's gradient all-reduce, so no collective
+            # (the loss sync) and no mid-epoch save is possible; the epoch checkpoint stays.
+            reason = (f"out of memory on rank {distributed.rank()} at epoch {epoch}, batch {batch} "
+                      f"with batch size {bs} per process; use a smaller --bs, e.g. --bs {max(1, bs // 2)}")
+            raise TrainingInterrupted(f"{reason}; the last epoch's checkpoint is kept", reason=reason)
         if pending:
             self._sync(pending, epoch, batch - 1, sched)   # NaN check first: never save NaN weights
         if self.device.type == "cuda":
