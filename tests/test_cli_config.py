@@ -7,6 +7,7 @@ import pytest
 from resnette import runs
 from resnette.config import (TrainConfig, load_config, make_config, save_config, to_toml,
                              toml_value)
+from resnette.train.checkpoints import save_checkpoint
 from resnette.utils import ResnetteError
 
 
@@ -81,7 +82,10 @@ def test_an_existing_run_is_refused_unless_resume_or_overwrite(tmp_path):
         runs.prepare(tmp_path / "r")
     with pytest.raises(ResnetteError, match="cannot resume"):
         runs.prepare(tmp_path / "r", resume=True)
-    run.checkpoint.write_bytes(b"x")
+    run.checkpoint.write_bytes(b"x")   # a damaged checkpoint is refused before anything is touched
+    with pytest.raises(ResnetteError, match="damaged"):
+        runs.prepare(tmp_path / "r", resume=True)
+    save_checkpoint(run.checkpoint, {})
     assert runs.prepare(tmp_path / "r", resume=True).checkpoint.exists()
     assert not runs.prepare(tmp_path / "r", overwrite=True).checkpoint.exists()
 
