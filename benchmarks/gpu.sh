@@ -10,14 +10,14 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/nvidia-smi.txt"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 echo "== chapter 14 on the GPU"
-timeout 220 python3 benchmarks/chapter14.py --data "$DATA" --device cuda --out "$OUT/chapter14_gpu.json" 2>&1 | grep -v "it/s" | tail -40
+timeout 150 python3 benchmarks/chapter14.py --data "$DATA" --device cuda --out "$OUT/chapter14_gpu.json" 2>&1 | grep -v "it/s" | tail -40
 echo "== CUDA paths and rates"
-timeout 180 python3 benchmarks/gpu.py --data "$DATA" --out "$OUT/gpu.json" --quick 2>&1 | tail -45
-echo "== 1 GPU: plain vs DistributedDataParallel (torchrun --nproc-per-node=1), xresnet18 3 epochs"
+timeout 130 python3 benchmarks/gpu.py --data "$DATA" --out "$OUT/gpu.json" --quick 2>&1 | tail -45
+echo "== 1 GPU: plain vs DistributedDataParallel (torchrun --nproc-per-node=1), xresnet18 2 epochs"
 for mode in plain ddp; do
   launch="python3 -m resnette"; [ $mode = ddp ] && launch="torchrun --nproc-per-node=1 -m resnette"
   start=$(date +%s.%N)
-  timeout 80 $launch train --data "$DATA" --arch xresnet18 --epochs 3 --device cuda --quiet \
+  timeout 45 $launch train --data "$DATA" --arch xresnet18 --epochs 2 --device cuda --quiet \
       --run-dir "/tmp/run-$mode" --overwrite > "$OUT/$mode.log" 2>&1 || echo "$mode FAILED: $(tail -3 $OUT/$mode.log)"
   end=$(date +%s.%N)
   echo "$mode: wall $(python3 -c "print(round($end-$start,1))") s; epochs (s): $(tail -n +2 /tmp/run-$mode/metrics.csv 2>/dev/null | awk -F, '{printf "%s ", $NF}')"
