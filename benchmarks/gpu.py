@@ -96,7 +96,7 @@ def main() -> None:
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
                "date": time.strftime("%Y-%m-%d"), "precision": {}, "models": []}
     print(results["device"], "torch", torch.__version__)
-    for step in (lambda: loader_rate(args.data, results), lambda: precision_checks(args.data, results),
+    for step in (lambda: precision_checks(args.data, results), lambda: loader_rate(args.data, results),
                  lambda: model_rates(results, args.quick)):
         try:
             step()
