@@ -124,10 +124,11 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     """
     check_arch(cfg.arch)
     d = distributed.init(pick_device(cfg.device))
-    try:
-        return _train(cfg, d, resume, overwrite, quiet or not d.is_main, root)
-    finally:
-        distributed.shutdown()
+    run = _train(cfg, d, resume, overwrite, quiet or not d.is_main, root)
+    # Not in a `finally`: after a failure the other ranks may be gone, tearing the group down
+    # could wait on them, and the launcher's SIGTERM would then cut the error message off.
+    distributed.shutdown()
+    return run
 
 
 def _train(cfg: TrainConfig, d: distributed.Dist, resume: bool, overwrite: bool, quiet: bool,
@@ -176,8 +177,8 @@ def _start(cfg: TrainConfig, run: runs.Run, resume: bool, quiet: bool,
         _say(init_from(model, cfg.init_from, cfg.arch), quiet)
     if cfg.sync_bn:
         model = distributed.sync_batchnorm(model, d.device, d.world_size)
-    if d.is_distributed:
-        _say(f"DDP: {d.world_size} processes, batch {cfg.bs} each = {cfg.bs * d.world_size} "
+    if distributed.in_job():
+        _say(f"DDP: {d.world_size} process(es), batch {cfg.bs} each = {cfg.bs * d.world_size} "
              f"a step, peak lr {peak_lr(cfg):g}{' (scaled)' if cfg.scale_lr else ''}", quiet)
     learn = make_learner(cfg, dls, model, run, quiet)
     if cfg.lr_find and not resume:

@@ -146,6 +146,7 @@ def _worker(out: Path) -> None:
 # ---- one process: everything is a no-op ------------------------------------------------------
 def test_without_a_launcher_nothing_starts_and_helpers_pass_through(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
     d = distributed.init("cpu")
     assert d == distributed.Dist(0, 0, 1, "cpu") and d.is_main and not d.is_distributed
     assert not torch.distributed.is_initialized()

@@ -65,8 +65,11 @@ class Dist:
 
 
 def launched() -> bool:
-    """True when a launcher (torchrun) started this process as one of several ranks."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """True when torchrun (or another launcher setting WORLD_SIZE > 1) started this process.
+
+    `torchrun --nproc-per-node=1` counts too: it runs the DDP code path with one rank, which
+    is how the cost of the DDP wrapper alone is measured (docs/DISTRIBUTED.md)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def timeout_s() -> float:
@@ -132,6 +135,11 @@ def shutdown() -> None:
 
 
 # ---- who am I, from the live process group (what the Learner asks) ------------------------
+def in_job() -> bool:
+    """Is a process group running? Then the Learner trains through DDP (even with one rank)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
@@ -327,10 +335,12 @@ def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
     to every rank here.
     """
     from torch.nn.parallel import DistributedDataParallel as DDP
+    # gradient_as_bucket_view: .grad tensors live inside DDP's communication buckets instead
+    # of being copied into them and back after every backward (less memory, fewer copies).
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
-        return DDP(model, device_ids=[index], output_device=index)
-    return DDP(model)
+        return DDP(model, device_ids=[index], output_device=index, gradient_as_bucket_view=True)
+    return DDP(model, gradient_as_bucket_view=True)
 
 
 def sync_batchnorm(model: nn.Module, device: str, world_size: int) -> nn.Module:

@@ -78,7 +78,8 @@ class Learner:
             if hasattr(dls.train, "channels_last"):
                 dls.train.channels_last = dls.valid.channels_last = True
         train_model = self.model
-        if self.world_size > 1:  # gradients averaged across ranks during backward
+        self.ddp = distributed.in_job()
+        if self.ddp:  # gradients averaged across ranks during backward
             distributed.check_sharded(dls.train, self.world_size)
             train_model = distributed.wrap_ddp(self.model, self.device)
         self.forward_model = torch.compile(train_model) if compile else train_model
@@ -150,7 +151,7 @@ class Learner:
                 self._after_epoch(e, sched, table, time.perf_counter() - start)
         except (RuntimeError, torch.distributed.DistError) as err:
             # DDP's gradient all-reduce failing inside backward: another rank died or hung
-            if self.world_size > 1 and distributed.is_peer_failure(err):
+            if self.ddp and distributed.is_peer_failure(err):
                 raise distributed.peer_failure(err, "training") from None
             raise
         finally:
@@ -325,7 +326,7 @@ class Learner:
     def _eval_model(self) -> nn.Module:
         # under DDP, the plain module: ranks' validation shards differ in length, and the
         # DDP wrapper would expect every rank to run the same forwards
-        plain = self.model if self.world_size > 1 else self.forward_model
+        plain = self.model if self.ddp else self.forward_model
         model = self.ema.module if self.ema is not None else plain
         model.eval()
         return model
