@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from resnette.models.layers import ConvLayer, init_cnn, pool_head
+from resnette.models.layers import ConvLayer, pool_head
 from resnette.models.registry import register
 from resnette.models.xresnet import ResBlock
 
@@ -27,9 +27,9 @@ def fully_conv_net(block: Block, n_out: int, c_in: int = 3, p: float = 0.0) -> n
     """
     sizes = (c_in, *CHANNELS)
     blocks = [block(sizes[i], sizes[i + 1]) for i in range(len(CHANNELS))]
-    model = nn.Sequential(*blocks, *pool_head(CHANNELS[-1], n_out, p))
-    init_cnn(model)
-    return model
+    # No init_cnn here: the chapter builds these nets from fastai's ConvLayers (which init
+    # themselves) and a plain nn.Linear (PyTorch's default init), and its numbers come from that.
+    return nn.Sequential(*blocks, *pool_head(CHANNELS[-1], n_out, p))
 
 
 def _conv_block(act: Any) -> Block:

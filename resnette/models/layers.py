@@ -84,7 +84,12 @@ class ConvLayer(nn.Sequential):
         if conv_stride != stride:
             layers.append(BlurPool(nf, stride))
         super().__init__(*layers)
-        nn.init.kaiming_normal_(layers[0].weight)
+        # fastai's ConvLayer: Kaiming init where a ReLU-like activation follows; a conv with no
+        # activation (a ResBlock's last conv, its 1x1 shortcut) keeps PyTorch's default init.
+        # With Adam and a batchnorm after it, a weight's scale sets its effective step size,
+        # so this matters for matching the chapter's numbers.
+        if activation is not None:
+            nn.init.kaiming_normal_(layers[0].weight)
 
 
 def pool_head(ni: int, n_out: int, p: float = 0.0) -> nn.Sequential:
