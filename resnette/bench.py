@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from contextlib import nullcontext
 from typing import Callable
 
 import torch
 from torch import nn
 
+from resnette.train.precision import autocast
 from resnette.utils import ResnetteError
 
 PRECISIONS = ("fp32", "bf16")
@@ -60,9 +60,7 @@ def has_fast_bf16(device: str = "cpu") -> bool:
 def _autocast(precision: str, device: str):
     if precision not in PRECISIONS:
         raise ResnetteError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
-    if precision == "bf16":
-        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-    return nullcontext()
+    return autocast(precision, torch.device(device).type)
 
 
 def _batch(model: nn.Module, bs: int, size: int, c_in: int, channels_last: bool, device: str):

@@ -13,10 +13,8 @@ optional tricks live, so the loop itself stays as short as the chapter's.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -29,25 +27,16 @@ from . import distributed
 from .checkpoints import (check_compatible, load_checkpoint, rng_state, save_checkpoint,
                           save_weights, set_rng_state)
 from .ema import EMA
-from .losses import CrossEntropy, CutMix, LabelSmoothingCrossEntropy, Mixup, mixed_loss, per_item_loss
+from .losses import CrossEntropy, CutMix, LabelSmoothingCrossEntropy, Mixup, mixed_loss, summed_loss
 from .metrics import get_metrics
 from .optim import get_mom, make_optimizer, set_hypers
+from .precision import autocast, resolve_precision
 from .progress import ProgressBar, Recorder, Table
 from .schedules import Schedule
+from .stops import TrainingInterrupted, catch_stop_signals, is_out_of_memory
 
 SYNC_EVERY = 10         # batches between reads of the loss from the device (bar, NaN check)
 SMOOTH_BETA = 0.98      # fastai's AvgSmoothLoss: train_loss is this EMA of the batch losses
-PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
-CHOICES = ("auto", *PRECISIONS)
-
-
-class TrainingInterrupted(ResnetteError):
-    """Ctrl-C, SIGTERM or running out of memory stopped training after a batch, with a
-    checkpoint saved; the message says how to resume, `reason` what happened (one line)."""
-
-    def __init__(self, message: str, reason: str = "training stopped"):
-        super().__init__(message)
-        self.reason = reason
 
 
 class Learner:
@@ -66,7 +55,7 @@ class Learner:
         self.is_main = distributed.is_main()
         self.quiet = quiet or not self.is_main
         self.device = torch.device(getattr(dls.train, "device", "cpu"))
-        self.precision = _check_precision(precision, self.device, self.quiet)
+        self.precision = resolve_precision(precision, self.device, self.quiet)
         self.model = model.to(self.device)
         # None = where it pays: NHWC lets cuDNN use tensor cores on a GPU, but PyTorch's CPU
         # batchnorm is 2-5x slower in NHWC, so CPU training is faster in NCHW (benchmarks/models.py).
@@ -175,7 +164,7 @@ class Learner:
                     pending.append(self._train_batch(x, y, epoch, i))
                     out_of_memory = False
                 except RuntimeError as e:
-                    if not _is_out_of_memory(e):
+                    if not is_out_of_memory(e):
                         raise
                     out_of_memory = True   # handled below, once the failed step's tensors are freed
                 if out_of_memory:
@@ -302,7 +291,7 @@ class Learner:
         n = 0
         for x, y in loader:
             pred = self._predict_batch(model, x, tta)
-            loss_sum += _loss_sum(self.loss_func, pred, y)
+            loss_sum += summed_loss(self.loss_func, pred, y)
             for k, f in self.metrics.items():
                 sums[k] += f(pred, y)
             n += len(y)
@@ -343,10 +332,7 @@ class Learner:
         return pred
 
     def _autocast(self):
-        dtype = PRECISIONS[self.precision]
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.precision, self.device.type)
 
     # ---- checkpoints, resume, interruption ------------------------------------------------------
     def _state(self, sched: Schedule, epoch: int, batch: int) -> dict:
@@ -404,18 +390,11 @@ class Learner:
 
     def _catch_signals(self) -> dict:
         """On SIGINT/SIGTERM, let the current batch finish, then save and stop (see _interrupted)."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def request_stop(signum, frame):
+        def request_stop(signum: int) -> None:
             if self._stop_signal is not None:   # a second Ctrl-C: stop right now
                 raise KeyboardInterrupt
             self._stop_signal = signum
-
-        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in old:
-            signal.signal(s, request_stop)
-        return old
+        return catch_stop_signals(request_stop)
 
     def _interrupted(self, epoch: int, batch: int, sched: Schedule) -> None:
         name = signal.Signals(self._stop_signal).name
@@ -460,46 +439,3 @@ class Learner:
                 if self.run_dir is not None and (self.run_dir / "checkpoint.pt").exists() else "")
         raise ResnetteError(f"loss became NaN/inf at epoch {epoch}, batch {batch}; "
                             f"lower the learning rate, e.g. lr={sched.lr / 10:.1e}{kept}")
-
-
-def _is_out_of_memory(e: RuntimeError) -> bool:
-    """CUDA raises torch.OutOfMemoryError; the CPU and MPS allocators a plain RuntimeError."""
-    text = str(e)
-    return (isinstance(e, torch.OutOfMemoryError) or "out of memory" in text
-            or "can't allocate memory" in text)
-
-
-def _loss_sum(loss_func: nn.Module, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Sum of the per-item losses (so the mean over the set weighs every image equally)."""
-    try:
-        return per_item_loss(loss_func, pred, y).float().sum()
-    except TypeError:
-        return loss_func(pred, y).float() * len(y)
-
-
-def _check_precision(precision: str, device: torch.device, quiet: bool) -> str:
-    """The precision to train in; "auto" picks bf16 where the hardware runs it natively.
-
-    On a CPU without bfloat16 instructions (no AVX512-BF16/AMX, e.g. this project's AMD EPYC
-    test machine) oneDNN emulates bf16 and a training step is 3-5x SLOWER than float32, so
-    "auto" means bf16 on CUDA and on CPUs with native bf16, float32 elsewhere.
-    """
-    if precision not in CHOICES:
-        raise ResnetteError(f"unknown precision {precision!r}; choose auto, bf16, fp16 or fp32")
-    if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if device.type == "cpu" and _cpu_has_native_bf16() else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        # float16 needs loss scaling and CPUs have no fast float16 path; bfloat16 needs neither
-        if not quiet:
-            print("fp16 needs a CUDA GPU; using bf16 on this device instead")
-        return "bf16"
-    return precision
-
-
-def _cpu_has_native_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False

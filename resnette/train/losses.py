@@ -115,3 +115,11 @@ def _beta(alpha: float, n: int, g: torch.Generator) -> torch.Tensor:
     seed = int(torch.randint(0, 2**62, (1,), generator=g))
     rng = np.random.default_rng(seed)
     return torch.from_numpy(rng.beta(alpha, alpha, n)).float()
+
+
+def summed_loss(loss_func: nn.Module, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Sum of the per-item losses (so the mean over a set weighs every image equally)."""
+    try:
+        return per_item_loss(loss_func, pred, y).float().sum()
+    except TypeError:
+        return loss_func(pred, y).float() * len(y)
