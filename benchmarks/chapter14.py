@@ -118,14 +118,15 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def make_subset(src: Path, limit: int) -> Path:
-    """A folder of symlinks to a seeded random `limit` images per split (smoke runs only)."""
+def make_subset(src: Path, limit: int, valid_limit: int | None = None) -> Path:
+    """A folder of symlinks to a seeded random `limit` images per split (`valid_limit` for val)."""
     import tempfile
     dst = Path(tempfile.mkdtemp(prefix="resnette-ch14-"))
     rng = np.random.default_rng(0)
     for split in ("train", "val"):
         files = sorted((src / split).glob("*/*"))
-        for i in rng.permutation(len(files))[:limit]:
+        n = valid_limit if split == "val" and valid_limit is not None else limit
+        for i in rng.permutation(len(files))[:n]:
             f = files[i]
             (dst / split / f.parent.name).mkdir(parents=True, exist_ok=True)
             (dst / split / f.parent.name / f.name).symlink_to(f)

@@ -69,8 +69,8 @@ def build_data(cfg: TrainConfig, device: str = "cpu", augment: bool | None = Non
 class RunLearner(Learner):
     """A Learner that also keeps the best epoch's weights as best.safetensors."""
 
-    def _after_epoch(self, epoch, sched, table, seconds):  # noqa: D102 (see Learner)
-        super()._after_epoch(epoch, sched, table, seconds)
+    def _after_epoch(self, epoch, sched, table, start):  # noqa: D102 (see Learner)
+        super()._after_epoch(epoch, sched, table, start)
         rows = self.recorder.rows
         key = "accuracy" if "accuracy" in rows[-1] else "valid_loss"
         sign = 1 if key == "accuracy" else -1

@@ -137,7 +137,7 @@ class Learner:
             for e in range(epoch, sched.n_epoch):
                 start = time.perf_counter()
                 self._train_epoch(e, sched, skip if e == epoch else 0)
-                self._after_epoch(e, sched, table, time.perf_counter() - start)
+                self._after_epoch(e, sched, table, start)
         except (RuntimeError, torch.distributed.DistError) as err:
             # DDP's gradient all-reduce failing inside backward: another rank died or hung
             if self.ddp and distributed.is_peer_failure(err):
@@ -256,13 +256,17 @@ class Learner:
         if self.ema is not None:
             self.ema.update(self.model)
 
-    def _after_epoch(self, epoch: int, sched: Schedule, table: Table, seconds: float) -> None:
-        """Validate, print the row, and (with run_dir) write checkpoint, weights and metrics.csv."""
+    def _after_epoch(self, epoch: int, sched: Schedule, table: Table, start: float) -> None:
+        """Validate, print the row, and (with run_dir) write checkpoint, weights and metrics.csv.
+
+        The row's time runs from the epoch's `start` (a perf_counter reading) to the end of
+        validation, as in fastai's table (the chapter's "time" column includes validation).
+        """
         metrics = self.validate()
         if not math.isfinite(metrics["valid_loss"]):
             self._diverged(epoch, len(self.dls.train) - 1, sched)
         row = {"epoch": epoch, "train_loss": self.recorder.smooth_losses[-1], **metrics,
-               "time": seconds}
+               "time": time.perf_counter() - start}
         self.recorder.rows.append(row)
         table.write_row(row)
         if self.run_dir is not None and self.is_main:
