@@ -10,7 +10,10 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 RESNETTE_HOME=/tmp/resnette-home
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/nvidia-smi.txt"
 echo "== CUDA paths and rates"
-timeout $((BUDGET * 45 / 100)) python3 benchmarks/gpu.py --data "$DATA" --out "$OUT/gpu.json" --quick 2>&1 | tail -45
+# Output goes to files, not pipes: the cache-building worker processes inherit stdout, and a
+# pipe they hold open would outlive `timeout`.
+timeout $((BUDGET * 45 / 100)) python3 benchmarks/gpu.py --data "$DATA" --out "$OUT/gpu.json" --quick > "$OUT/gpu.log" 2>&1
+tail -45 "$OUT/gpu.log"
 echo "== 1 GPU: plain vs DistributedDataParallel (torchrun --nproc-per-node=1), xresnet18 2 epochs"
 for mode in plain ddp; do
   launch="python3 -m resnette"; [ $mode = ddp ] && launch="torchrun --nproc-per-node=1 -m resnette"
@@ -22,4 +25,5 @@ for mode in plain ddp; do
   cp /tmp/run-$mode/metrics.csv "$OUT/metrics_$mode.csv" 2>/dev/null
 done
 echo "== chapter 14 on the GPU"
-timeout $((BUDGET * 25 / 100)) python3 benchmarks/chapter14.py --data "$DATA" --device cuda --out "$OUT/chapter14_gpu.json" 2>&1 | grep -v "it/s" | tail -40
+timeout $((BUDGET * 25 / 100)) python3 benchmarks/chapter14.py --data "$DATA" --device cuda --out "$OUT/chapter14_gpu.json" > "$OUT/chapter14.log" 2>&1
+grep -v "it/s" "$OUT/chapter14.log" | tail -40
