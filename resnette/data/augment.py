@@ -120,8 +120,11 @@ def warp_homography(p: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([coeffs, one[:, None]], 1).view(-1, 3, 3)
 
 
-def sampling_grid(p: dict[str, torch.Tensor], size: int) -> torch.Tensor:
-    """N,size,size,2 source coordinates (x, y) in [-1, 1] for grid_sample, float32."""
+def sampling_grid(p: dict[str, torch.Tensor], size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """N,size,size,2 source coordinates (x, y) in [-1, 1] for grid_sample, float32, on `device`.
+
+    Only the N 3x3 matrices cross to the device; the grid (16 MB at bs 128, 128 px) is built there.
+    """
     n = p["flip"].shape[0]
     # crop: the output square -> a sub-rectangle of the (flipped, rotated, zoomed) image
     crop = torch.zeros(n, 3, 3, dtype=torch.float64)
@@ -130,14 +133,14 @@ def sampling_grid(p: dict[str, torch.Tensor], size: int) -> torch.Tensor:
     crop[:, 2, 2] = 1
     # fastai warps the affine grid's homogeneous coordinates, H @ (A @ c): both are 3x3
     # matrices, so the whole chain is one matrix per image and one divide per pixel.
-    h = (warp_homography(p) @ affine_matrix(p) @ crop).float()
-    lin = torch.linspace(-1, 1, size)
+    h = (warp_homography(p) @ affine_matrix(p) @ crop).float().to(device, non_blocking=True)
+    lin = torch.linspace(-1, 1, size, device=device)
     gx, gy = lin.view(1, 1, size), lin.view(1, size, 1)
     # Row r of H times (x, y, 1): an outer sum of a row vector and a column vector per image,
     # far cheaper than a matmul over every pixel; results go straight into the (x, y) slots.
     x, y, w = ((gx * h[:, r, 0, None, None] + h[:, r, 2, None, None]) + gy * h[:, r, 1, None, None]
                for r in range(3))
-    grid = torch.empty(n, size, size, 2)
+    grid = torch.empty(n, size, size, 2, device=device)
     w = w.reciprocal_()
     torch.mul(x, w, out=grid[..., 0])
     torch.mul(y, w, out=grid[..., 1])
@@ -191,7 +194,7 @@ def augment_batch(x: torch.Tensor, size: int, cfg: AugmentConfig, gen: torch.Gen
     """uint8 N,P,P,C (any device) -> float32 N,C,size,size augmented and normalised."""
     p = draw_params(x.shape[0], cfg, gen)
     src = apply_table(x, lighting_table(p["bright"], p["contrast"]))
-    grid = sampling_grid(p, size).to(x.device, non_blocking=True)
+    grid = sampling_grid(p, size, x.device)
     out = F.grid_sample(src, grid, mode="bilinear", padding_mode=cfg.pad_mode, align_corners=True)
     del src, grid  # free the float source before the next allocation: keeps the peak low
     return normalize_(out, mean, std)

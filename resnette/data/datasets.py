@@ -19,13 +19,15 @@ def folder(path: str | os.PathLike, size: int = 128, presize: int = 160, bs: int
            valid_pct: float | None = None, seed: int = 0, device: str = "cpu", augment: bool = True,
            min_scale: float = 0.5, cache_dir: str | os.PathLike | None = None, rank: int = 0,
            world_size: int = 1, channels: int = 3, method: str = "crop", workers: int = 2,
-           channels_last: bool = False, prefetch: int = 2) -> DataLoaders:
+           channels_last: bool = False, prefetch: int = 2, resident: bool | None = None) -> DataLoaders:
     """DataLoaders for `<path>/<train|valid>/<label>/*` (or `<path>/<label>/*` with valid_pct).
 
     Images are decoded once at `presize` into a cache under `cache_dir` (default
     `$RESNETTE_HOME/decoded`, i.e. `~/.cache/resnette/decoded`); unreadable files are skipped
     with one warning. Train batches are augmented like the chapter's
-    `aug_transforms(min_scale=0.5, size=size)`; valid batches are resized to `size`.
+    `aug_transforms(min_scale=0.5, size=size)`; valid batches are resized to `size`. On a
+    CUDA device the decoded images move to the GPU once when they fit (`resident=None`;
+    True/False forces either way), else batches stream from the cache.
     """
     _check(size=size, presize=presize, bs=bs, channels=channels)
     split = scan_folder(path, valid_pct, seed)
@@ -39,14 +41,15 @@ def folder(path: str | os.PathLike, size: int = 128, presize: int = 160, bs: int
                        ~split.is_valid & store.ok, split.vocab, human_names(split.vocab),
                        size=size, bs=bs, seed=seed, device=device, augment=augment,
                        min_scale=min_scale, rank=rank, world_size=world_size,
-                       channels_last=channels_last, prefetch=prefetch, workers=workers)
+                       channels_last=channels_last, prefetch=prefetch, workers=workers,
+                       resident=resident)
 
 
 def from_arrays(images: np.ndarray, labels: np.ndarray, items: list[str], is_valid: np.ndarray,
                 is_train: np.ndarray, vocab: list[str], names: list[str], *, size: int, bs: int,
                 seed: int = 0, device: str = "cpu", augment: bool = True, min_scale: float = 0.5,
                 rank: int = 0, world_size: int = 1, channels_last: bool = False, prefetch: int = 2,
-                workers: int = 2) -> DataLoaders:
+                workers: int = 2, resident: bool | None = None) -> DataLoaders:
     """DataLoaders over a uint8 N,P,P,C array (a memory map or in memory) and its labels."""
     channels = images.shape[-1]
     mean = IMAGENET_MEAN if channels == 3 else (sum(IMAGENET_MEAN) / 3,)
@@ -57,7 +60,7 @@ def from_arrays(images: np.ndarray, labels: np.ndarray, items: list[str], is_val
                             "images; both splits need images")
     common = dict(size=size, mean=mean, std=std, seed=seed, device=device, rank=rank,
                   world_size=world_size, channels_last=channels_last, prefetch=prefetch,
-                  workers=workers)
+                  workers=workers, resident=resident)
     aug = AugmentConfig(min_scale=min_scale) if augment else None
     train = Loader(images, train_idx, labels[train_idx], [items[i] for i in train_idx], bs=bs,
                    train=True, augment=aug, **common)

@@ -5,6 +5,10 @@ valid), copy them out of the memory map (~10 MB at bs 128, presize 160), move th
 device, then one table lookup + one resampling (augment.py). Every batch depends only on
 (seed, epoch, batch index, rank), never on what ran before, so a background thread pool can
 prepare the next batches while the model trains, and a resumed run can start mid-epoch.
+
+On a CUDA device the Loader's rows are instead copied to the GPU once when they fit
+(resident.py): a batch is then an index_select there, with no host copy and no threads.
+`resident=True` does the same on the CPU. Both paths give identical batches for a seed.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import numpy as np
 import torch
 
 from resnette.data.augment import AugmentConfig, augment_batch, resize_batch
+from resnette.data.resident import place
 from resnette.utils import ResnetteError
 
 
@@ -32,14 +37,16 @@ class Loader:
     Each `iter()` runs one epoch: the one given by the last `set_epoch`, else the one after
     the previous iteration's. Train shuffles, drops the last partial batch and shards each
     epoch's permutation across ranks (same batch count on every rank); valid keeps order and
-    every image, and gives each rank a disjoint contiguous slice.
+    every image, and gives each rank a disjoint contiguous slice. `resident`: copy this
+    Loader's rows to the device once (True), stream them (False), or None: resident on a
+    CUDA device when they fit; `placement` says which happened.
     """
 
     def __init__(self, store: np.ndarray, index: np.ndarray, labels: np.ndarray, items: Sequence[str],
                  *, bs: int, train: bool, size: int, mean: Sequence[float], std: Sequence[float],
                  augment: AugmentConfig | None = None, seed: int = 0, device: str | torch.device = "cpu",
                  rank: int = 0, world_size: int = 1, channels_last: bool = False, prefetch: int = 2,
-                 workers: int = 2) -> None:
+                 workers: int = 2, resident: bool | None = None) -> None:
         if bs < 1:
             raise ResnetteError(f"batch size must be at least 1, got {bs}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -62,6 +69,13 @@ class Loader:
         if train and len(self) == 0:
             raise ResnetteError(f"only {len(index)} training images for batch size {bs} x {world_size} "
                                 "rank(s); lower the batch size (--bs)")
+        self._rows, self.placement = place(store, index, labels, self.device, resident,
+                                           "train data" if train else "valid data")
+
+    @property
+    def resident(self) -> bool:
+        """Whether this Loader's rows live on its device (no host memory map, no threads)."""
+        return self._rows is not None
 
     # --- what the loader covers ------------------------------------------------------------
     @property
@@ -109,6 +123,20 @@ class Loader:
     def batch(self, order: np.ndarray, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch `b` of an epoch whose visiting order is `order`."""
         pos = order[b * self.bs : (b + 1) * self.bs]
+        if self._rows is not None:
+            x, y = self._rows.gather(pos)
+        else:
+            x, y = self._stream(pos)
+        if self.augment is not None:
+            gen = torch.Generator().manual_seed(batch_seed(self.seed, epoch, b, self.rank))
+            out = augment_batch(x, self.size, self.augment, gen, self.mean, self.std)
+        else:
+            out = resize_batch(x, self.size, self.mean, self.std)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return out.contiguous(memory_format=fmt), y
+
+    def _stream(self, pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows at `pos` gathered from the host's memory map and sent to the device."""
         rows = self._index[pos]
         # Reading the rows in increasing order keeps the memory map's reads sequential.
         sort = np.argsort(rows, kind="stable")
@@ -119,21 +147,15 @@ class Loader:
             x = x.pin_memory().to(self.device, non_blocking=True)
         elif self.device.type != "cpu":
             x = x.to(self.device)
-        if self.augment is not None:
-            gen = torch.Generator().manual_seed(batch_seed(self.seed, epoch, b, self.rank))
-            out = augment_batch(x, self.size, self.augment, gen, self.mean, self.std)
-        else:
-            out = resize_batch(x, self.size, self.mean, self.std)
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        y = torch.from_numpy(self._labels[pos]).to(self.device)
-        return out.contiguous(memory_format=fmt), y
+        return x, torch.from_numpy(self._labels[pos]).to(self.device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch, skip = self._epoch, self._skip
         self._epoch, self._skip = epoch + 1, 0
         order = self.order(epoch)
         batches = range(skip, len(self))
-        if self.prefetch <= 0 or self.workers <= 0:
+        # Resident: the device queues the work itself, so threads would only add overhead.
+        if self._rows is not None or self.prefetch <= 0 or self.workers <= 0:
             for b in batches:
                 yield self.batch(order, epoch, b)
             return
