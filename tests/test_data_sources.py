@@ -124,8 +124,8 @@ def test_resume_after_cut_connection(server, tmp_path):
     data = bytes(range(256)) * 4000
     server.routes["/f.bin"] = data
     server.cut_first.add("/f.bin")
-    dest = download(server.url + "/f.bin", tmp_path / "f.bin", size=len(data),
-                    md5=hashlib.md5(data).hexdigest(), **FAST)
+    dest = download(server.url + "/f.bin", tmp_path / "f.bin",
+                    stats=(len(data), hashlib.md5(data[: 2**20]).hexdigest()), **FAST)
     assert dest.read_bytes() == data
     ranges = [r for p, r in server.requests if p == "/f.bin"]
     assert ranges[0] is None and ranges[1] == f"bytes={len(data) // 2}-"
@@ -134,15 +134,16 @@ def test_resume_after_cut_connection(server, tmp_path):
 
 def test_hash_mismatch_removes_file(server, tmp_path):
     server.routes["/f.bin"] = b"x" * 1000
-    with pytest.raises(ResnetteError, match="MD5"):
-        download(server.url + "/f.bin", tmp_path / "f.bin", md5="0" * 32, **FAST)
+    with pytest.raises(ResnetteError, match="first-MiB MD5"):
+        download(server.url + "/f.bin", tmp_path / "f.bin", stats=(1000, "0" * 32), **FAST)
     assert not list(tmp_path.iterdir())
 
 
 def test_size_mismatch(server, tmp_path):
     server.routes["/f.bin"] = b"x" * 1000
     with pytest.raises(ResnetteError, match="expected 999"):
-        download(server.url + "/f.bin", tmp_path / "f.bin", size=999, **FAST)
+        download(server.url + "/f.bin", tmp_path / "f.bin",
+                 stats=(999, hashlib.md5(b"x" * 1000).hexdigest()), **FAST)
 
 
 def test_404_is_clear_and_not_retried(server, tmp_path):
@@ -198,3 +199,129 @@ def test_known_datasets_have_fastai_checks():
     assert all(d.size and len(d.md5) == 32 and d.url.startswith("https://") for d in DATASETS.values())
     with pytest.raises(ResnetteError, match="choose one of"):
         untar_data("imagenette-999")
+
+
+# --- fastai's check: size + MD5 of the first MiB (fastdownload's path_stats), on a > 1 MiB archive
+
+
+def big_archive(seed: int = 0) -> bytes:
+    """An mnist_tiny-shaped .tgz of ~1.5 MiB (incompressible filler), so it spans > 1 MiB."""
+    import numpy as np
+
+    files = {"big/train/3/filler.bin": np.random.default_rng(seed).bytes(3 << 19),
+             "big/train/3/a.txt": b"ok"}
+    return tarball(files)
+
+
+def fastai_record(body: bytes) -> tuple[int, str]:
+    """What fastai's checks.txt holds for a file: its size and the MD5 of its first 2**20 bytes
+    (written out here from fastdownload's definition, not with resnette's code)."""
+    return len(body), hashlib.md5(body[: 2**20]).hexdigest()
+
+
+@pytest.fixture
+def big(server, monkeypatch):
+    """A named dataset 'big' whose publisher's address is the local server; returns a setter
+    for the record fastai would hold for it."""
+    from resnette.data.sources import Dataset
+
+    def register(record: tuple[int, str]) -> None:
+        monkeypatch.setitem(DATASETS, "big", Dataset(server.url + "/big.tgz", *record, "big"))
+    return register
+
+
+def nothing_left(home: Path) -> None:
+    assert sorted(p.name for p in home.iterdir()) == ["downloads"]
+    assert not list((home / "downloads").iterdir())   # neither the archive nor a .part
+
+
+def test_a_named_archive_over_1_mib_passes_fastais_check_and_is_reused_offline(server, big, tmp_path):
+    body = big_archive()
+    assert len(body) > 2**20 and hashlib.md5(body).hexdigest() != fastai_record(body)[1]
+    server.routes["/big.tgz"] = body
+    big(fastai_record(body))
+    home = tmp_path / "home"
+    out = untar_data("big", home, **FAST)
+    assert (out / "train" / "3" / "a.txt").read_bytes() == b"ok"
+    assert (home / "downloads" / "big.tgz").read_bytes() == body
+    n = len(server.requests)
+    server.routes.clear()                              # the server has nothing any more
+    assert untar_data("big", home, **FAST) == out and len(server.requests) == n
+
+
+def test_a_wrong_first_mib_is_refused_and_nothing_left(server, big, tmp_path):
+    body = big_archive()
+    served = bytearray(body)
+    served[2**20 - 1] ^= 0xFF                          # the last byte of the first MiB
+    server.routes["/big.tgz"] = bytes(served)
+    big(fastai_record(body))
+    home = tmp_path / "home"
+    with pytest.raises(ResnetteError, match=f"first-MiB MD5 .*expected {fastai_record(body)[1]}"):
+        untar_data("big", home, **FAST)
+    nothing_left(home)
+
+
+def test_a_right_first_mib_with_a_wrong_size_is_refused_and_nothing_left(server, big, tmp_path):
+    body = big_archive()
+    server.routes["/big.tgz"] = body + b"\0" * 512       # first MiB identical, one block longer
+    big(fastai_record(body))
+    home = tmp_path / "home"
+    with pytest.raises(ResnetteError, match=f"gave {len(body) + 512} bytes, expected {len(body)}"):
+        untar_data("big", home, **FAST)
+    nothing_left(home)
+
+
+def test_the_check_covers_size_and_first_mib_only_as_fastdownloads_does(server, tmp_path):
+    body = big_archive()
+    changed = bytearray(body)
+    changed[2**20] ^= 0xFF                             # the first byte after the first MiB
+    server.routes["/f.bin"] = bytes(changed)
+    dest = download(server.url + "/f.bin", tmp_path / "f.bin", stats=fastai_record(body), **FAST)
+    assert dest.read_bytes() == bytes(changed)         # fastdownload's check passes it too
+
+
+def test_an_archive_left_by_an_older_check_is_fetched_again(server, big, tmp_path):
+    body = big_archive()
+    server.routes["/big.tgz"] = body
+    big(fastai_record(body))
+    home = tmp_path / "home"
+    (home / "downloads").mkdir(parents=True)
+    (home / "downloads" / "big.tgz").write_bytes(big_archive(seed=1))   # a stale version
+    assert (untar_data("big", home, **FAST) / "train" / "3" / "a.txt").exists()
+    assert (home / "downloads" / "big.tgz").read_bytes() == body
+
+
+# --- a user-given address with a full-file SHA-256
+
+
+def test_a_user_url_with_the_right_sha256_fragment_downloads(server, tmp_path, monkeypatch):
+    body = mnist_like()
+    server.routes["/mirror/mnist_tiny.tgz"] = body
+    digest = hashlib.sha256(body).hexdigest()
+    monkeypatch.setenv(url_env_var("mnist-tiny"), f"{server.url}/mirror/mnist_tiny.tgz#sha256={digest}")
+    out = untar_data("mnist-tiny", tmp_path, **FAST)
+    assert len(list(out.glob("*/*/*.png"))) == 8
+    assert server.requests[0][0] == "/mirror/mnist_tiny.tgz"   # the fragment is not sent
+
+
+@pytest.mark.parametrize("how", ["fragment", "argument"])
+def test_a_wrong_sha256_is_refused_and_nothing_left(server, tmp_path, how):
+    body = mnist_like()
+    server.routes["/mnist_tiny.tgz"] = body
+    wrong = hashlib.sha256(body + b"!").hexdigest()
+    url = server.url + "/mnist_tiny.tgz"
+    kw = {"url": f"{url}#sha256={wrong}"} if how == "fragment" else {"url": url, "sha256": wrong}
+    with pytest.raises(ResnetteError, match=f"SHA-256 {hashlib.sha256(body).hexdigest()}, expected {wrong}"):
+        untar_data("mnist-tiny", tmp_path, **kw, **FAST)
+    nothing_left(tmp_path)
+
+
+@pytest.mark.parametrize("url, sha, msg", [
+    ("http://127.0.0.1:9/x.tgz#sha256=abc", None, "64 hexadecimal digits"),
+    ("http://127.0.0.1:9/x.tgz#md5=" + "0" * 32, None, "only address fragment understood"),
+    ("http://127.0.0.1:9/x.tgz#sha256=" + "0" * 64, "1" * 64, "two different SHA-256s"),
+])
+def test_a_malformed_sha256_is_one_clear_line(tmp_path, url, sha, msg):
+    with pytest.raises(ResnetteError, match=msg):
+        untar_data("mnist-tiny", tmp_path, url=url, sha256=sha, **FAST)
+    assert not (tmp_path / "downloads").exists()

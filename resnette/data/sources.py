@@ -1,22 +1,26 @@
 """Named datasets: where they live, how they are fetched, verified and unpacked safely.
 
-A named dataset is downloaded once into the cache folder, checked against the size and MD5
-that fastai recorded for the same archive, extracted so that nothing can land outside the
-target folder, and from then on used offline: a finished extraction is marked by a file, and
-a marked folder is returned without touching the network.
+A named dataset is downloaded once into the cache folder, verified exactly as its publisher
+records it, extracted so that nothing can land outside the target folder (data/extract.py),
+and from then on used offline: a finished extraction is marked by a file, and a marked folder
+is returned without touching the network.
 
-The cache folder is `data_dir`, else `$RESNETTE_HOME`, else `~/.cache/resnette`. A mirror or a
-local copy replaces the address with `url=` or `$RESNETTE_URL_<NAME>` (e.g.
-`RESNETTE_URL_IMAGENETTE_160=file:///mnt/imagenette2-160.tgz`).
+Verification. fastai records each archive in fastai/data/checks.txt as `url: [size, md5]`,
+where the MD5 is of the file's FIRST MiB only (fastdownload's `path_stats`:
+`hashlib.md5(f.read(2**20))`), and a download passes when both match (`path_stats(f) ==
+checks[url]`). `path_stats` here computes the same pair. A whole-file MD5 would refuse every
+archive over 1 MiB. A user-given address (`url=` or `$RESNETTE_URL_<NAME>`) is a different
+file as far as fastai's record knows, so it is checked only against a full-file SHA-256 the
+user supplies: `sha256=` here, or pip's URL-fragment form, which also works from the command
+line: `RESNETTE_URL_IMAGENETTE_160=https://mirror/imagenette2-160.tgz#sha256=<64 hex digits>`.
+
+The cache folder is `data_dir`, else `$RESNETTE_HOME`, else `~/.cache/resnette`.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
-import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -25,12 +29,20 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
+from resnette.data.extract import MAX_RATIO, RATIO_ALLOWANCE, extract_tar
 from resnette.utils import ResnetteError
+
+__all__ = ["DATASETS", "MAX_RATIO", "RATIO_ALLOWANCE", "Dataset", "download", "extract_tar",
+           "path_stats", "resnette_home", "untar_data", "url_env_var"]
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A named archive: its address, fastai's recorded size and MD5, and its top folder."""
+    """A named archive: its address, fastai's record of it and its top folder.
+
+    `size` is the whole file's length in bytes and `md5` the MD5 of its first MiB (fastai's
+    checks.txt pair, compared with `path_stats`).
+    """
 
     url: str
     size: int | None
@@ -41,7 +53,7 @@ class Dataset:
 _S3 = "https://s3.amazonaws.com/fast-ai-imageclas/"
 _SAMPLE = "https://s3.amazonaws.com/fast-ai-sample/"
 
-# Sizes and MD5s are the ones fastai records in fastai/data/checks.txt for these same URLs.
+# (size, MD5 of the first MiB) exactly as fastai/data/checks.txt records these same URLs.
 DATASETS: dict[str, Dataset] = {
     "imagenette-160": Dataset(_S3 + "imagenette2-160.tgz", 99003388, "c475f8f7617a200ba35b9facc48443c3", "imagenette2-160"),
     "imagenette-320": Dataset(_S3 + "imagenette2-320.tgz", 341663724, "1f1f74f133caff120e575856659b87a2", "imagenette2-320"),
@@ -55,14 +67,6 @@ DATASETS: dict[str, Dataset] = {
 }
 
 _DONE = ".resnette-complete"  # written last: a folder without it is an interrupted extraction
-
-# Decompression bombs: image archives barely compress (JPEG/PNG are compressed already:
-# Imagenette's .tgz is 1.0x its contents, MNIST's PNGs ~1.5x), while gzip can inflate 1000x
-# and bzip2 far more. An archive may unpack to at most this multiple of its own size (plus a
-# little room for tiny archives) before it is refused, and never beyond the free disk space.
-MAX_RATIO = 50
-RATIO_ALLOWANCE = 64 * 2**20
-
 
 def resnette_home(data_dir: str | os.PathLike | None = None) -> Path:
     """The cache folder: `data_dir`, else `$RESNETTE_HOME`, else `~/.cache/resnette`."""
@@ -78,12 +82,14 @@ def url_env_var(name: str) -> str:
 
 
 def untar_data(name: str, data_dir: str | os.PathLike | None = None, url: str | None = None,
-               md5: str | None = None, retries: int = 4, timeout: float = 30.0,
+               sha256: str | None = None, retries: int = 4, timeout: float = 30.0,
                backoff: float = 1.0) -> Path:
     """Return the extracted folder of dataset `name`, downloading it first if needed.
 
-    With a URL override (`url` or `$RESNETTE_URL_<NAME>`) the recorded size/MD5 describe a
-    different file, so only an `md5` given here is checked.
+    The publisher's address is checked against fastai's record (size + MD5 of the first
+    MiB). A user-given address (`url` or `$RESNETTE_URL_<NAME>`) is checked against a
+    full-file SHA-256 given as `sha256=` or as the address's `#sha256=<hex>` fragment, and
+    is not checked when neither is given (fastai's record describes a different address).
     """
     if name not in DATASETS:
         raise ResnetteError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
@@ -92,12 +98,19 @@ def untar_data(name: str, data_dir: str | os.PathLike | None = None, url: str | 
     target = home / ds.folder
     if (target / _DONE).exists():
         return target  # offline reuse: no network call at all
-    url = url or os.environ.get(url_env_var(name))
-    size, want_md5 = (ds.size, md5 or ds.md5) if url is None else (None, md5)
-    url = url or ds.url
+    given = url or os.environ.get(url_env_var(name))
+    if given is None:
+        url, stats = ds.url, ((ds.size, ds.md5) if ds.size is not None and ds.md5 else None)
+        if sha256 is not None:
+            sha256 = _hex(sha256, 64, "sha256=")
+    else:
+        url, sha256 = _split_sha256(given, sha256)
+        stats = None
     archive = home / "downloads" / PurePosixPath(urllib.request.urlparse(url).path).name
+    if archive.exists() and _mismatch(archive, stats, sha256) is not None:
+        archive.unlink()  # an archive from an older check: fetch the one the check describes
     if not archive.exists():
-        download(url, archive, size=size, md5=want_md5, retries=retries, timeout=timeout,
+        download(url, archive, stats=stats, sha256=sha256, retries=retries, timeout=timeout,
                  backoff=backoff)
     try:
         extract_tar(archive, home, ds.folder)
@@ -108,12 +121,51 @@ def untar_data(name: str, data_dir: str | os.PathLike | None = None, url: str | 
     return target
 
 
-def download(url: str, dest: Path, size: int | None = None, md5: str | None = None,
-             retries: int = 4, timeout: float = 30.0, backoff: float = 1.0) -> Path:
+def _hex(value: str, n: int, what: str) -> str:
+    v = value.strip().lower()
+    if len(v) != n or any(c not in "0123456789abcdef" for c in v):
+        raise ResnetteError(f"{what} needs {n} hexadecimal digits, got {value!r}")
+    return v
+
+
+def _split_sha256(url: str, sha256: str | None) -> tuple[str, str | None]:
+    """`https://m/x.tgz#sha256=<hex>` -> (`https://m/x.tgz`, `<hex>`), as pip reads it."""
+    base, _, fragment = url.partition("#")
+    from_url = None
+    if fragment:
+        key, _, value = fragment.partition("=")
+        if key.lower() != "sha256":
+            raise ResnetteError(f"{url}: the only address fragment understood is "
+                                "#sha256=<64 hex digits> (the whole file's SHA-256)")
+        from_url = _hex(value, 64, "#sha256=")
+    if sha256 is not None:
+        sha256 = _hex(sha256, 64, "sha256=")
+        if from_url is not None and from_url != sha256:
+            raise ResnetteError(f"two different SHA-256s for {base}: {from_url} in the address and "
+                                f"{sha256} given as sha256=; keep one")
+    return base, sha256 or from_url
+
+
+def path_stats(path: str | os.PathLike) -> tuple[int, str]:
+    """(size in bytes, MD5 of the first MiB): the pair fastai records per archive.
+
+    The same definition as fastdownload's `path_stats`, so fastai's checks.txt entries can
+    be compared directly. It reads at most 1 MiB, so checking a 1.5 GB archive is instant.
+    """
+    with open(path, "rb") as f:
+        first = f.read(2**20)
+    return os.path.getsize(path), hashlib.md5(first).hexdigest()
+
+
+def download(url: str, dest: Path, stats: tuple[int, str] | None = None,
+             sha256: str | None = None, retries: int = 4, timeout: float = 30.0,
+             backoff: float = 1.0) -> Path:
     """Fetch `url` to `dest` atomically: resume with HTTP Range, retry with backoff, verify.
 
-    Bytes accumulate in `dest.part`; a cut connection resumes from where it stopped. Only a
-    verified file is renamed to `dest`, so `dest` existing means it is whole and correct.
+    `stats` is fastai's (size, MD5 of the first MiB) pair (see `path_stats`); `sha256` the
+    whole file's SHA-256. Bytes accumulate in `dest.part`; a cut connection resumes from where
+    it stopped. Only a verified file is renamed to `dest`, so `dest` existing means it is
+    whole and correct; a file failing either check is deleted.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +191,7 @@ def download(url: str, dest: Path, size: int | None = None, md5: str | None = No
             raise ResnetteError(f"download of {url} failed after {retries + 1} tries: {reason}; "
                                 "check the network or use a mirror via url= / RESNETTE_URL_*")
         time.sleep(backoff * 2 ** attempt)
-    _verify(part, url, size, md5)
+    _verify(part, url, stats, sha256)
     os.replace(part, dest)
     return dest
 
@@ -171,99 +223,28 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
         raise _ShortRead(f"connection closed after {got} of {total} bytes")
 
 
-def _verify(path: Path, url: str, size: int | None, md5: str | None) -> None:
-    got_size = path.stat().st_size
-    if size is not None and got_size != size:
+def _verify(path: Path, url: str, stats: tuple[int, str] | None, sha256: str | None) -> None:
+    why = _mismatch(path, stats, sha256)
+    if why is not None:
         path.unlink(missing_ok=True)
-        raise ResnetteError(f"{url} gave {got_size} bytes, expected {size}; the file was removed, "
-                            "run again to download it afresh")
-    if md5 is not None:
-        h = hashlib.md5()
+        raise ResnetteError(f"{url} {why}; the file was removed, run again to download it "
+                            "afresh or check the mirror")
+
+
+def _mismatch(path: Path, stats: tuple[int, str] | None, sha256: str | None) -> str | None:
+    """What about `path` contradicts its checks, or None when it passes all of them."""
+    if stats is not None:
+        size, md5 = path_stats(path)
+        if size != stats[0]:
+            return f"gave {size} bytes, expected {stats[0]} (fastai's record)"
+        if md5 != stats[1]:
+            return (f"has first-MiB MD5 {md5}, expected {stats[1]} (fastai's record: the MD5 "
+                    "of the file's first 2**20 bytes)")
+    if sha256 is not None:
+        h = hashlib.sha256()
         with open(path, "rb") as f:
             while block := f.read(1 << 22):
                 h.update(block)
-        if h.hexdigest() != md5:
-            path.unlink(missing_ok=True)
-            raise ResnetteError(f"{url} has MD5 {h.hexdigest()}, expected {md5}; the file was "
-                                "removed, run again or check the mirror")
-
-
-def extract_tar(archive: Path, home: Path, folder: str) -> Path:
-    """Extract `archive` into `home`, refusing the whole archive if any entry could escape.
-
-    Every member is checked before anything is written: no absolute paths, no `..`, no
-    links pointing outside, no device files or FIFOs, and a total size within MAX_RATIO of
-    the archive's and within the free space (read header by header, so a bomb is refused
-    before its first huge member is inflated). Extraction goes to a temporary folder beside
-    the target and is renamed into place, so a kill mid-way leaves no half dataset.
-    """
-    try:
-        with tarfile.open(archive) as tar:
-            members = _checked_members(tar, archive, home)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{folder}.", dir=home))
-            try:
-                kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-                tar.extractall(tmp, members=members, **kw)
-                src = tmp / folder if (tmp / folder).is_dir() else tmp
-                target = home / folder
-                if target.exists():
-                    shutil.rmtree(target)
-                os.replace(src, target)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-    except (tarfile.TarError, EOFError, OSError) as e:
-        if getattr(e, "errno", None) == 28:  # ENOSPC
-            raise ResnetteError(f"disk full while extracting {archive}; free space in {home}") from None
-        raise ResnetteError(f"{archive} is not a readable tar archive ({e}); it was removed, "
-                            "run again to download it afresh") from None
-    return home / folder
-
-
-def _checked_members(tar: tarfile.TarFile, archive: Path, home: Path) -> list[tarfile.TarInfo]:
-    limit = MAX_RATIO * archive.stat().st_size + RATIO_ALLOWANCE
-    free = shutil.disk_usage(home).free
-    members, total = [], 0
-    for m in tar:
-        _check_member(m, archive)
-        total += m.size
-        if total > limit:
-            raise ResnetteError(f"refusing to extract {archive.name}: it would unpack to more than "
-                                f"{total / 2**20:.0f} MiB, over {MAX_RATIO}x its "
-                                f"{archive.stat().st_size / 2**20:.1f} MiB (a decompression bomb?); "
-                                "nothing was extracted")
-        if total > free:
-            raise ResnetteError(f"{archive.name} needs more than {total / 2**20:.0f} MiB but {home} "
-                                f"has {free / 2**20:.0f} MiB free; free space or use --data-dir")
-        members.append(m)
-    return members
-
-
-def _check_member(m: tarfile.TarInfo, archive: Path) -> None:
-    def refuse(why: str) -> ResnetteError:
-        return ResnetteError(f"refusing to extract {archive.name}: entry {m.name!r} {why}; "
-                             "the archive may be malicious, nothing was extracted")
-
-    p = PurePosixPath(m.name)
-    if p.is_absolute() or m.name.startswith(("/", "\\")) or (p.parts and ":" in p.parts[0]):
-        raise refuse("has an absolute path")
-    if ".." in p.parts:
-        raise refuse("climbs out with '..'")
-    if m.isdev() or m.isfifo():
-        raise refuse("is a device file or FIFO")
-    if m.issym():
-        link = PurePosixPath(m.linkname)
-        if link.is_absolute() or not _stays_inside(p.parent / link):
-            raise refuse(f"is a symlink pointing outside ({m.linkname})")
-    if m.islnk():
-        link = PurePosixPath(m.linkname)
-        if link.is_absolute() or not _stays_inside(link):
-            raise refuse(f"is a hard link pointing outside ({m.linkname})")
-
-
-def _stays_inside(p: PurePosixPath) -> bool:
-    depth = 0
-    for part in p.parts:
-        depth += -1 if part == ".." else (0 if part == "." else 1)
-        if depth < 0:
-            return False
-    return True
+        if h.hexdigest() != sha256:
+            return f"has SHA-256 {h.hexdigest()}, expected {sha256}"
+    return None

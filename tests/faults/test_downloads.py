@@ -98,8 +98,8 @@ def env_url(server, monkeypatch):
 def test_a_download_killed_mid_file_resumes_from_the_partial_file(server, env_url, tmp_path):
     home, part, have = kill_mid_download(server, tmp_path)
     assert 1 << 20 <= have < len(server.body)
-    md5 = hashlib.md5(server.body).hexdigest()
-    folder = untar_data("mnist-tiny", home, md5=md5, retries=1, timeout=5, backoff=0.01)
+    sha256 = hashlib.sha256(server.body).hexdigest()
+    folder = untar_data("mnist-tiny", home, sha256=sha256, retries=1, timeout=5, backoff=0.01)
     assert server.ranges == [None, f"bytes={have}-"]   # the second request asked only for the rest
     assert (folder / "train" / "3" / "a.txt").read_bytes() == b"ok"
     assert not part.exists()
@@ -107,10 +107,10 @@ def test_a_download_killed_mid_file_resumes_from_the_partial_file(server, env_ur
 
 def test_a_file_changed_on_the_server_fails_its_hash_and_is_deleted(server, env_url, tmp_path):
     home, part, have = kill_mid_download(server, tmp_path)
-    expected = hashlib.md5(server.body).hexdigest()
+    expected = hashlib.sha256(server.body).hexdigest()
     server.body = archive(1)   # the mirror was updated between the two attempts
-    with pytest.raises(ResnetteError, match=f"MD5 .*, expected {expected}; the file was removed"):
-        untar_data("mnist-tiny", home, md5=expected, retries=1, timeout=5, backoff=0.01)
+    with pytest.raises(ResnetteError, match=f"SHA-256 .*, expected {expected}; the file was removed"):
+        untar_data("mnist-tiny", home, sha256=expected, retries=1, timeout=5, backoff=0.01)
     assert not any((home / "downloads").iterdir()) and not (home / "mnist_tiny").exists()
 
 
