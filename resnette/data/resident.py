@@ -47,10 +47,11 @@ class ResidentRows:
         """Rows at positions `pos` (into the Loader's items): uint8 N,P,P,C and labels, on the device.
 
         The positions (1 KB at bs 128) are the only bytes that cross to the device; the copy
-        is asynchronous, so the host never waits for the GPU here.
+        is asynchronous, so the host never waits for the GPU here. Advanced indexing, not
+        index_select: on the CPU index_select of uint8 rows is ~50x slower (measured).
         """
         p = torch.from_numpy(np.ascontiguousarray(pos, dtype=np.int64)).to(self.device, non_blocking=True)
-        return self.pixels.index_select(0, p), self.labels.index_select(0, p)
+        return self.pixels[p], self.labels[p]
 
 
 def row_bytes(store: np.ndarray) -> int:
