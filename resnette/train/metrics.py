@@ -1,13 +1,21 @@
-"""Metrics over the whole validation set: accuracy, error rate, top-k accuracy.
+"""Metrics over the whole validation set: accuracy, error rate, top-k accuracy, or your own.
 
-Each metric returns the per-batch SUM of its score (e.g. the number of correct predictions)
-as a 0-d tensor on the model's device; the loop adds those up without syncing and divides by
-the number of images at the end, so the result is exact for the whole set whatever the
-batch sizes (a mean of per-batch means would overweight a small last batch).
+Two conventions, kept apart on purpose:
+
+- Public metric functions (`accuracy`, `error_rate`, `top_k_accuracy`, and any callable a
+  user passes in `metrics=`) return the batch MEAN, as fastai's do, so
+  `def my_acc(pred, targ): return (pred.argmax(1) == targ).float().mean()` works unchanged.
+- The validation loop adds up per-batch SUMS (a 0-d tensor on the model's device, no sync per
+  batch) and divides by the number of images at the end: exact for the whole set whatever the
+  batch sizes, where a mean of per-batch means would overweight a small last batch.
+
+`get_metrics` is the bridge: it returns sum-valued functions. The named metrics (and our own
+public functions passed as callables) map to exact counts; any other callable is wrapped to
+return `mean * len(targ)`, its batch sum.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -17,40 +25,82 @@ Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def accuracy(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Number of items whose highest-scoring class is the label."""
-    return (pred.argmax(dim=1) == y).sum()
+    """Fraction of the batch whose highest-scoring class is the label (fastai's `accuracy`)."""
+    return _correct(pred, y).float().mean()
 
 
 def error_rate(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Number of items whose highest-scoring class is not the label (1 - accuracy, summed)."""
-    return (pred.argmax(dim=1) != y).sum()
+    """Fraction of the batch whose highest-scoring class is not the label (1 - accuracy)."""
+    return 1 - accuracy(pred, y)
 
 
 def top_k_accuracy(pred: torch.Tensor, y: torch.Tensor, k: int = 5) -> torch.Tensor:
-    """Number of items whose label is among the k highest-scoring classes (top-5 by default)."""
+    """Fraction of the batch whose label is among the k highest-scoring classes (top-5)."""
+    return _in_top_k(pred, y, k).float().mean()
+
+
+def _correct(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return pred.argmax(dim=1) == y
+
+
+def _in_top_k(pred: torch.Tensor, y: torch.Tensor, k: int = 5) -> torch.Tensor:
     k = min(k, pred.shape[1])
-    return (pred.topk(k, dim=1).indices == y[:, None]).any(dim=1).sum()
+    return (pred.topk(k, dim=1).indices == y[:, None]).any(dim=1)
 
 
-METRICS: dict[str, Metric] = {
-    "accuracy": accuracy,
-    "error_rate": error_rate,
-    "top_k_accuracy": top_k_accuracy,
+# The sums the loop accumulates for our own metrics: integer counts, exact at any set size.
+_SUMS: dict[str, Metric] = {
+    "accuracy": lambda pred, y: _correct(pred, y).sum(),
+    "error_rate": lambda pred, y: (~_correct(pred, y)).sum(),
+    "top_k_accuracy": lambda pred, y: _in_top_k(pred, y).sum(),
 }
+_PUBLIC: dict[Callable, str] = {accuracy: "accuracy", error_rate: "error_rate",
+                                top_k_accuracy: "top_k_accuracy"}
+METRICS: dict[str, Metric] = {"accuracy": accuracy, "error_rate": error_rate,
+                              "top_k_accuracy": top_k_accuracy}
 
 
-def get_metrics(names: list[str] | tuple[str, ...] | str | None) -> dict[str, Metric]:
-    """Metric functions by name, in the order given (the order of the table's columns)."""
-    if names is None:
+def get_metrics(metrics: str | Callable | Iterable[str | Callable] | None) -> dict[str, Metric]:
+    """Batch-SUM functions by column name, in the order given (the table's columns).
+
+    `metrics` is a name, a callable returning a batch mean, or a list of either. A callable's
+    column is its `__name__` (for a `functools.partial`, the wrapped function's).
+    """
+    if metrics is None:
         return {}
-    if isinstance(names, str):
-        names = [names]
-    out = {}
-    for n in names:
-        if callable(n):
-            out[n.__name__] = n
-        elif n in METRICS:
-            out[n] = METRICS[n]
+    if isinstance(metrics, str) or callable(metrics):
+        metrics = [metrics]
+    out: dict[str, Metric] = {}
+    for m in metrics:
+        if isinstance(m, str):
+            if m not in _SUMS:
+                raise ResnetteError(f"unknown metric {m!r}; choose from {', '.join(METRICS)}, "
+                                    "or pass a function (pred, targ) -> batch mean")
+            name, fn = m, _SUMS[m]
+        elif callable(m):
+            ours = next((n for f, n in _PUBLIC.items() if f is m), None)
+            name = ours or _name(m)
+            fn = _SUMS[ours] if ours else _batch_sum(m, name)
         else:
-            raise ResnetteError(f"unknown metric {n!r}; choose from {', '.join(METRICS)}")
+            raise ResnetteError(f"metrics= takes names or functions, got {m!r}")
+        if name in out:
+            raise ResnetteError(f"metric {name!r} is given twice; each column needs its own name")
+        out[name] = fn
     return out
+
+
+def _name(fn: Callable) -> str:
+    inner = getattr(fn, "func", fn)  # functools.partial(top_k_accuracy, k=3) -> top_k_accuracy
+    return getattr(fn, "__name__", None) or getattr(inner, "__name__", None) or type(fn).__name__
+
+
+def _batch_sum(fn: Callable, name: str) -> Metric:
+    """fastai's convention (a batch mean) turned into the loop's (a batch sum)."""
+    def summed(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        value = torch.as_tensor(fn(pred, y), dtype=torch.float32, device=pred.device)
+        if value.numel() != 1:
+            raise ResnetteError(f"metric {name!r} returned shape {tuple(value.shape)}; a metric "
+                                "returns one number per batch, its mean over the batch")
+        return value.reshape(()) * len(y)
+    summed.__name__ = name
+    return summed
