@@ -1,7 +1,6 @@
 """The Learner's parts against the book's definitions: schedules, optimizers, losses, metrics."""
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import nn
