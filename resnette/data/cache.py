@@ -3,12 +3,19 @@
 Decoding a JPEG costs milliseconds; reading 77 KB from a memory map costs microseconds. So
 the first run decodes every image once (in parallel, with a progress bar) into
 `<cache_dir>/<key>/images.npy` (N, P, P, C uint8), and every later epoch and run gathers its
-batches from that map. The key hashes the relative paths, sizes and modification times of
-the files plus presize, method and channels: touching, adding or removing a file, or
-changing the presize, gives a new key and a rebuild.
+batches from that map.
+
+The key hashes, for every file, its relative path (as bytes: any file name works), size,
+modification time and status-change time (ctime), plus presize, method and channels. The
+ctime is there for the edit that keeps size and mtime (a tool that restores the mtime, or a
+same-second rewrite on a coarse clock): the kernel sets ctime on every write and on every
+`utime`, and no call can set it back, so an edited file always gets a new key. It costs
+nothing (the same stat) where hashing contents would read every file on every run; the price
+is a re-decode after a chmod/chown of the images, which is rare and harmless.
 
 A build is written into a temporary folder and renamed into place when complete, so a killed
-build leaves no half store that a later run could mistake for a finished one.
+build leaves no half store that a later run could mistake for a finished one. Concurrent
+builders, disk space and I/O failures: see `cachefs`.
 """
 from __future__ import annotations
 
@@ -19,16 +26,18 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from resnette.data.decode import METHODS, decode_into
+from resnette.data.cachefs import cache_error, check_room, entry_lock, remove_stale, reserve
+from resnette.data.decode import METHODS, UnreadableImage, decode_image
 from resnette.utils import ResnetteError
 
-_FORMAT = 1          # bump when the store layout changes, so old stores are not misread
+_FORMAT = 2          # bump when the store layout or the decoded pixels change (2: EXIF, 16-bit)
 _CHUNK = 256         # images per worker job: big enough to amortise the job overhead
 _PARALLEL_FROM = 512  # below this, starting worker processes costs more than it saves
 
@@ -45,11 +54,16 @@ class DecodedStore:
 
 
 def cache_key(root: Path, files: list[Path], presize: int, method: str, channels: int) -> str:
-    """A hash of everything the decoded pixels depend on."""
+    """A hash of everything the decoded pixels depend on (see the module docstring)."""
     h = hashlib.sha256(f"v{_FORMAT}|{presize}|{method}|{channels}".encode())
     for f in files:
-        st = f.stat()
-        h.update(f"\n{f.relative_to(root).as_posix()}|{st.st_size}|{st.st_mtime_ns}".encode())
+        try:
+            st = f.stat()
+        except OSError as e:
+            raise ResnetteError(f"cannot read {f} ({e.strerror}); it changed while the folder was "
+                                "being scanned: run again") from None
+        h.update(b"\n" + os.fsencode(f.relative_to(root).as_posix()))
+        h.update(f"|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}".encode())
     return h.hexdigest()[:20]
 
 
@@ -62,14 +76,29 @@ def decoded_store(root: Path, files: list[Path], presize: int, method: str = "cr
     if presize < 8:
         raise ResnetteError(f"presize {presize} is too small; use at least 8 pixels")
     base = Path(cache_dir).expanduser() if cache_dir is not None else _default_dir()
-    final = base / cache_key(root, files, presize, method, channels)
+    key = cache_key(root, files, presize, method, channels)
+    final = base / key
+    shape = (len(files), presize, presize, channels)
     decoded = 0
-    opened = _open(final) if (final / "meta.json").exists() else None
+    opened = _open(final, shape)   # a finished entry needs no lock: it never changes
     if opened is None:
-        shutil.rmtree(final, ignore_errors=True)  # missing, damaged or tampered: decode again
-        _build(final, root, files, presize, method, channels, workers)
-        decoded = len(files)
-        opened = _open(final)
+        need = _header_size(shape) + int(np.prod(shape)) + 2**16 * (1 + len(files) // 1000)
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            with entry_lock(base / f"{key}.lock", final):
+                opened = _open(final, shape)   # built by the process we waited for?
+                if opened is None:
+                    remove_stale(base)
+                    shutil.rmtree(final, ignore_errors=True)  # missing, damaged or tampered
+                    check_room(base, need)
+                    _build(final, root, files, shape, method, workers)
+                    decoded = len(files)
+                    opened = _open(final, shape)
+        except OSError as e:
+            raise cache_error(e, base, need) from None
+        if opened is None:
+            raise ResnetteError(f"the decoded-image cache {final} cannot be read back after "
+                                "building it; check that disk, or set RESNETTE_HOME elsewhere")
     meta, images = opened
     ok = np.ones(len(files), dtype=bool)
     ok[[i for i, _ in meta["bad"]]] = False
@@ -77,13 +106,18 @@ def decoded_store(root: Path, files: list[Path], presize: int, method: str = "cr
     return DecodedStore(final, images, ok, bad, decoded)
 
 
-def _open(final: Path) -> tuple[dict, np.ndarray] | None:
-    """The store's meta and memory map, or None if either cannot be read. np.load keeps
-    allow_pickle=False, so a store holding pickled objects is refused, never unpickled."""
+def _open(final: Path, shape: tuple[int, ...]) -> tuple[dict, np.ndarray] | None:
+    """The store's meta and memory map, or None if either cannot be read or does not match.
+    np.load keeps allow_pickle=False, so a store holding pickled objects is refused, never
+    unpickled; a short file fails here (a map past its end would SIGBUS when read)."""
     try:
-        return json.loads((final / "meta.json").read_text()), np.load(final / "images.npy", mmap_mode="r")
+        meta = json.loads((final / "meta.json").read_text())
+        images = np.load(final / "images.npy", mmap_mode="r")
     except (OSError, ValueError):
         return None
+    if images.shape != shape or images.dtype != np.uint8 or not isinstance(meta.get("bad"), list):
+        return None
+    return meta, images
 
 
 def _default_dir() -> Path:
@@ -92,49 +126,83 @@ def _default_dir() -> Path:
     return resnette_home() / "decoded"
 
 
-def _build(final: Path, root: Path, files: list[Path], presize: int, method: str,
-           channels: int, workers: int) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    need = len(files) * presize * presize * channels
-    free = shutil.disk_usage(final.parent).free
-    if need > free:
-        raise ResnetteError(f"the decoded cache needs {need / 2**30:.2f} GiB but {final.parent} has "
-                            f"{free / 2**30:.2f} GiB free; free space or pass cache_dir=")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+def _header_size(shape: tuple[int, ...]) -> int:
+    """Bytes of the .npy header numpy writes for a uint8 array of `shape`."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return buf.tell()
+
+
+def _build(final: Path, root: Path, files: list[Path], shape: tuple[int, ...], method: str,
+           workers: int) -> None:
+    n, presize, _, channels = shape
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         store_path = str(tmp / "images.npy")
-        np.lib.format.open_memmap(store_path, mode="w+", dtype=np.uint8,
-                                  shape=(len(files), presize, presize, channels)).flush()
+        offset = _header_size(shape)
+        with open(store_path, "wb") as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            f.flush()
+            reserve(f.fileno(), offset + int(np.prod(shape)))
         paths = [str(f) for f in files]
         jobs = [(s, paths[s:s + _CHUNK]) for s in range(0, len(paths), _CHUNK)]
         bad: list[tuple[int, str]] = []
+        args = (store_path, offset, presize, method, channels)
         bar = tqdm(total=len(paths), unit="img", desc=f"decoding at {presize}px", disable=None)
         with bar:
             if workers <= 1 or len(paths) < _PARALLEL_FROM:
                 for s, chunk in jobs:
-                    bad += decode_into(store_path, s, chunk, presize, method, channels)
+                    bad += decode_into(*args, s, chunk)
                     bar.update(len(chunk))
             else:
-                with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
-                    futures = {pool.submit(decode_into, store_path, s, chunk, presize, method,
-                                           channels): len(chunk) for s, chunk in jobs}
-                    for fut in as_completed(futures):
-                        bad += fut.result()
-                        bar.update(futures[fut])
-        meta = {"format": _FORMAT, "root": str(root), "n": len(files), "presize": presize,
+                try:
+                    with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
+                        futures = {pool.submit(decode_into, *args, s, chunk): len(chunk)
+                                   for s, chunk in jobs}
+                        for fut in as_completed(futures):
+                            bad += fut.result()
+                            bar.update(futures[fut])
+                except BrokenProcessPool:
+                    raise ResnetteError(
+                        f"a decoding process died (the system killed it, most often for lack of "
+                        f"memory) while building the decoded-image cache in {final.parent}; nothing "
+                        "was kept; run again, and free some memory if it happens again") from None
+        meta = {"format": _FORMAT, "root": str(root), "n": n, "presize": presize,
                 "method": method, "channels": channels, "bad": sorted(bad)}
         (tmp / "meta.json").write_text(json.dumps(meta))
         with open(store_path, "rb+") as f:
             os.fsync(f.fileno())
-        if final.exists() and not (final / "meta.json").exists():
-            shutil.rmtree(final, ignore_errors=True)  # a damaged store: replace it
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not (final / "meta.json").exists():  # not another process winning the race
-                raise
+        os.replace(tmp, final)   # we hold the entry's lock and removed any old `final`
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def decode_into(store_path: str, offset: int, presize: int, method: str, channels: int,
+                start: int, paths: list[str]) -> list[tuple[int, str]]:
+    """Worker job: decode `paths` into rows `start...` of the .npy store; return failures.
+
+    Runs in a separate process and sends back only the (index, reason) of unreadable files,
+    never pixels. It writes with pwrite, not through a memory map: a write error is then an
+    OSError the parent turns into one line, where a map would kill the worker with SIGBUS.
+    """
+    row = presize * presize * channels
+    bad = []
+    fd = os.open(store_path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        for i, p in enumerate(paths, start):
+            try:
+                pixels = decode_image(p, presize, method, channels)
+            except UnreadableImage as e:
+                bad.append((i, str(e)))
+                continue
+            os.pwrite(fd, pixels.tobytes(), offset + i * row)
+    finally:
+        os.close(fd)
+    return bad
 
 
 def _context() -> multiprocessing.context.BaseContext:

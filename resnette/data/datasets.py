@@ -9,6 +9,7 @@ import numpy as np
 
 from resnette.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
 from resnette.data.cache import decoded_store
+from resnette.data.decode import unreadable_warning
 from resnette.data.folders import human_names, scan_folder
 from resnette.data.loaders import DataLoaders, Loader
 from resnette.data.sources import DATASETS, untar_data
@@ -33,9 +34,7 @@ def folder(path: str | os.PathLike, size: int = 128, presize: int = 160, bs: int
     split = scan_folder(path, valid_pct, seed)
     store = decoded_store(split.root, split.files, presize, method, channels, cache_dir, workers)
     if store.bad:
-        shown = "; ".join(f"{p} ({why[:60]})" for p, why in store.bad[:10])
-        warnings.warn(f"skipped {len(store.bad)} unreadable image(s) of {len(split.files)} under "
-                      f"{split.root}: {shown}{' ...' if len(store.bad) > 10 else ''}", stacklevel=2)
+        warnings.warn(unreadable_warning(store.bad, len(split.files), split.root), stacklevel=2)
     items = [str(f) for f in split.files]
     return from_arrays(store.images, split.labels, items, split.is_valid & store.ok,
                        ~split.is_valid & store.ok, split.vocab, human_names(split.vocab),
