@@ -1,8 +1,12 @@
 """Data pipeline benchmark: cold decode rate, warm loader throughput, cache size, memory.
 
     python benchmarks/data.py [--data ../shared/data/imagenette2-224sq] [--batches 40]
+    python benchmarks/data.py --resident [--batches 300] [--rounds 2]
 
-Prints a table and writes benchmarks/results/data.json. The decoded cache is built (once) in
+Prints a table and writes benchmarks/results/data.json. With --resident it compares, in
+one run, the streaming loader (memory map + prefetch threads, and without threads) with the
+resident one (the rows copied once into a tensor on the device, no threads; on the CPU here), alternating
+rounds so both see the same load, and writes benchmarks/results/data_resident.json. The decoded cache is built (once) in
 the default cache folder ($RESNETTE_HOME/decoded or ~/.cache/resnette/decoded). Numbers on a
 shared machine are noisy: rerun before drawing conclusions.
 """
@@ -43,6 +47,60 @@ def cold_decode_rate(root: Path, presize: int, n: int) -> float:
         return len(files) / (time.perf_counter() - t)
 
 
+def rate(loader, epoch: int, batches: int) -> tuple[float, float, int]:
+    """(img/s, img per CPU-second, images) over `batches` batches from `epoch` on, crossing
+    epochs as needed; the first batch (thread pool start, page cache) is not timed."""
+    n_img, done, t, cpu = 0, 0, None, None
+    while done < batches:
+        loader.set_epoch(epoch)
+        for x, y in loader:
+            if t is None:
+                t, cpu = time.perf_counter(), time.process_time()
+                continue
+            n_img += len(y)
+            done += 1
+            if done >= batches:
+                break
+        epoch += 1
+    dt, dcpu = time.perf_counter() - t, time.process_time() - cpu
+    return n_img / dt, n_img / dcpu, n_img
+
+
+def resident_vs_streaming(args: argparse.Namespace) -> dict:
+    """The same batches two ways, rounds alternating: ratios hold even when the load does not."""
+    kw = dict(size=args.size, presize=args.presize, bs=args.bs)
+    stream = folder(args.data, resident=False, **kw)
+    stream_sync = folder(args.data, resident=False, prefetch=0, **kw)   # no threads, like resident
+    anon0 = rss_anon_mb()
+    t = time.perf_counter()
+    res = folder(args.data, resident=True, **kw)
+    res_dict: dict = {"place_s": round(time.perf_counter() - t, 2),
+                      "resident_mb": round(rss_anon_mb() - anon0, 1),
+                      "placement": [res.train.placement, res.valid.placement]}
+    per = max(1, args.batches // args.rounds)
+    sums: dict = {}
+    for r in range(args.rounds):
+        for split in ("train", "valid"):
+            for name, dls in (("streaming", stream), ("streaming_nothreads", stream_sync), ("resident", res)):
+                loader = getattr(dls, split)
+                n = per if split == "train" else min(per, len(loader) - 1)
+                img_s, img_cpu_s, n_img = rate(loader, 10 * r, n)
+                key = f"{split}_{name}"
+                sums.setdefault(key, []).append((img_s, img_cpu_s, n_img))
+                print(f"round {r} {key:16} {img_s:8.0f} img/s {img_cpu_s:8.0f} img/CPU-s ({n_img} images)",
+                      flush=True)
+    for key, vals in sums.items():
+        res_dict[f"{key}_img_per_s"] = round(sum(v[0] for v in vals) / len(vals), 1)
+        res_dict[f"{key}_img_per_cpu_s"] = round(sum(v[1] for v in vals) / len(vals), 1)
+        res_dict[f"{key}_images"] = sum(v[2] for v in vals)
+    for split in ("train", "valid"):
+        for unit in ("img_per_s", "img_per_cpu_s"):
+            for base in ("streaming", "streaming_nothreads"):
+                res_dict[f"{split}_resident_over_{base}_{unit}"] = round(
+                    res_dict[f"{split}_resident_{unit}"] / res_dict[f"{split}_{base}_{unit}"], 2)
+    return res_dict
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -51,10 +109,17 @@ def main() -> None:
     ap.add_argument("--bs", type=int, default=128)
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--cold-n", type=int, default=600)
+    ap.add_argument("--resident", action="store_true", help="compare resident with streaming batches")
+    ap.add_argument("--rounds", type=int, default=2, help="with --resident: alternating rounds")
     args = ap.parse_args()
     torch.set_num_threads(2)
     res: dict = {"load_avg_1min": round(os.getloadavg()[0], 2), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                 "data": str(args.data), "presize": args.presize, "size": args.size, "bs": args.bs}
+                 "data": str(args.data), "presize": args.presize, "size": args.size, "bs": args.bs,
+                 "date": time.strftime("%Y-%m-%d")}
+    if args.resident:
+        res.update(resident_vs_streaming(args))
+        res["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
+        return report(res, HERE / "results" / "data_resident.json", {})
 
     res["cold_decode_img_per_s_per_core"] = round(cold_decode_rate(args.data, args.presize, args.cold_n), 1)
 
@@ -85,10 +150,13 @@ def main() -> None:
         res[f"{name}_img_per_cpu_s"] = round(n_img / dcpu, 1)
     res["loader_rss_beyond_memmap_mb"] = round(peak - anon0, 1)
 
-    out = HERE / "results" / "data.json"
+    targets = {"train_img_per_s": ">= 3000", "cache_bytes": "< 1.1e9", "loader_rss_beyond_memmap_mb": "< 300"}
+    report(res, HERE / "results" / "data.json", targets)
+
+
+def report(res: dict, out: Path, targets: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
-    targets = {"train_img_per_s": ">= 3000", "cache_bytes": "< 1.1e9", "loader_rss_beyond_memmap_mb": "< 300"}
     print(f"{'metric':34} {'value':>14}  target")
     for k, v in res.items():
         print(f"{k:34} {v!s:>14}  {targets.get(k, '')}")
