@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -53,6 +53,10 @@ class Dist:
     local_rank: int = 0    # 0..nproc_per_node-1 on this machine: picks the GPU
     world_size: int = 1
     device: str = "cpu"    # this rank's device, e.g. "cuda:3"
+    # The job's one Gloo group for preparation (objects and CPU tensors, long timeout), made
+    # once by `init` and destroyed by `shutdown(d)`: held here rather than in a module-level
+    # cache, so the process has no hidden state and a group's life is the Dist's.
+    prepare_group: Any = field(default=None, compare=False, repr=False)
 
     @property
     def is_main(self) -> bool:
@@ -112,7 +116,8 @@ def init(device: str, timeout: float | None = None) -> Dist:
             raise ResnetteError(f"rank {rank} could not join the other {world_size - 1} process(es) "
                                 f"({_first_line(e)}); check --rdzv-endpoint / MASTER_ADDR and that "
                                 "every machine can reach it") from None
-    return Dist(rank, local_rank, world_size, device)
+    group = _new_prepare_group() if world_size > 1 else None
+    return Dist(rank, local_rank, world_size, device, group)
 
 
 def _rank_gpu(device: str, local_rank: int) -> str:
@@ -128,10 +133,16 @@ def _rank_gpu(device: str, local_rank: int) -> str:
     return f"cuda:{local_rank}"
 
 
-def shutdown() -> None:
-    """Leave the process group (PyTorch warns at exit when a group is left open)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(d: Dist | None = None) -> None:
+    """Leave the process group (PyTorch warns at exit when a group is left open).
+
+    Destroys `d`'s preparation group first, then the default group (which also takes any
+    group still open, so a plain `shutdown()` leaves nothing behind either)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if d is not None and d.prepare_group is not None:
+        dist.destroy_process_group(d.prepare_group)
+    dist.destroy_process_group()
 
 
 # ---- who am I, from the live process group (what the Learner asks) ------------------------
@@ -264,7 +275,7 @@ def local_rank0_first(d: Dist, fn: Callable[[], T]) -> T:
             result = fn()
         except BaseException as e:  # re-raised below, after telling the others
             error = e
-    group = _prepare_group()
+    group = _prepare_group(d)
     failed = torch.tensor([int(error is not None)])
     try:
         dist.all_reduce(failed, group=group)
@@ -294,27 +305,35 @@ def on_rank0(d: Dist, fn: Callable[[], T]) -> T:
             box[0] = ("error", str(e))
         except BaseException as e:  # a bug: tell the others to stop, keep the traceback here
             box[0] = ("error", f"rank 0 failed with {type(e).__name__}; see its traceback")
-            _send(box)
+            _send(d, box)
             raise
-    _send(box)
+    _send(d, box)
     kind, value = box[0]
     if kind == "error":
         raise ResnetteError(value)
     return value
 
 
-def _send(box: list) -> None:
+def _send(d: Dist, box: list) -> None:
     try:
-        dist.broadcast_object_list(box, src=0, group=_prepare_group())
+        dist.broadcast_object_list(box, src=0, group=_prepare_group(d))
     except (RuntimeError, dist.DistError) as e:
         raise peer_failure(e, "setting up the run") from None
 
 
-def _prepare_group():
+def _new_prepare_group():
     """A Gloo group with the long preparation timeout (objects and CPU tensors travel on it).
 
-    new_group is itself collective; every rank reaches each call site in the same order."""
+    new_group is itself collective (every rank calls `init` once, at the same point) and
+    opens connections and threads that live until the group is destroyed, so it is made once
+    per job, not per use."""
     return dist.new_group(backend="gloo", timeout=timedelta(seconds=PREPARE_TIMEOUT_S))
+
+
+def _prepare_group(d: Dist):
+    if d.prepare_group is None:
+        raise ValueError("this Dist has no preparation group; get it from distributed.init()")
+    return d.prepare_group
 
 
 def check_sharded(loader, n: int) -> None:
