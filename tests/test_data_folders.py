@@ -1,4 +1,5 @@
 """Any folder of images: layouts, labels, splits, names, colour modes, unreadable files."""
+import os
 import warnings
 from pathlib import Path
 
@@ -134,3 +135,111 @@ def test_rgb_image_already_at_presize_decodes(tmp_path, ext):
     assert out.shape == (24, 24, 3)
     if ext == "png":
         assert np.array_equal(out, arr)
+
+
+# ------------------------------------------------------------------ a scan that ends (issue 11)
+
+def _left_out(record) -> list[str]:
+    return [str(w.message) for w in record if "left out" in str(w.message)]
+
+
+def test_links_to_dot_and_dotdot_neither_loop_nor_duplicate(tmp_path):
+    root = make_tree(tmp_path / "ds", n=2)
+    (root / "train" / "cat" / "loop").symlink_to(".")            # inside a label folder
+    (root / "train" / "here").symlink_to(".")                    # a "label" that is the split
+    (root / "train" / "up").symlink_to("..")                     # a "label" that is the root
+    (root / "train" / "cat2").symlink_to("cat")                  # a second name for a label
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        s = scan_folder(root)
+    assert s.vocab == ["cat", "dog"] and len(s.files) == 8 and len(set(s.files)) == 8
+    (line,) = _left_out(w)
+    assert "3 linked folders already listed or leading up" in line
+    assert "1 linked folders inside a label folder (not followed)" in line
+
+
+def test_a_link_to_a_folder_outside_is_read_at_the_layouts_depth_only(tmp_path):
+    root = make_tree(tmp_path / "ds", n=2)
+    outside = tmp_path / "elsewhere"
+    write_image(outside / "top.png")
+    for i in range(3):
+        write_image(outside / "deep" / "er" / f"{i}.png")
+    (outside / "deep" / "back").symlink_to(root)                 # and a way back in
+    (root / "train" / "bird").symlink_to(outside)
+    write_image(root / "valid" / "bird" / "b.png")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        s = scan_folder(root)
+    assert [f.name for f in s.files if f.parent.name == "bird"] == ["top.png", "b.png"]
+    assert not _left_out(w)   # deeper folders behind a link are not even walked to count them
+
+
+def test_fifos_sockets_and_hidden_files_are_skipped_without_opening(tmp_path):
+    import socket
+
+    root = make_tree(tmp_path / "ds", n=2)
+    os.mkfifo(root / "train" / "cat" / "pipe.jpg")   # opening it for reading would block
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(root / "train" / "dog" / "s.png"))
+    (root / "train" / "dog" / "gone.png").symlink_to("nowhere.png")
+    write_image(root / "train" / "dog" / ".hidden.png")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        s = scan_folder(root)
+    sock.close()
+    assert len(s.files) == 8 and not any(f.name.startswith(".") for f in s.files)
+    (line,) = _left_out(w)
+    assert "3 not regular files (FIFO, socket, device, broken link)" in line
+
+
+def test_images_in_nested_folders_are_counted_in_one_warning(tmp_path):
+    root = make_tree(tmp_path / "ds", n=2)
+    for i in range(3):
+        write_image(root / "train" / "cat" / "more" / f"{i}.png")
+    write_image(root / "train" / "dog" / "a" / "b" / "deep.png")
+    write_image(root / "train" / "stray.png")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        s = scan_folder(root)
+    assert len(s.files) == 8
+    (line,) = _left_out(w)
+    assert "4 in subfolders of a label folder (not used), e.g. train/cat/more/0.png" in line
+    assert "1 beside the label folders, e.g. train/stray.png" in line
+
+
+def test_predict_style_recursive_listing_ends_and_lists_each_image_once(tmp_path):
+    from resnette.data.folders import image_files
+
+    write_image(tmp_path / "pics" / "a.png")
+    write_image(tmp_path / "pics" / "sub" / "b.png")
+    (tmp_path / "pics" / "sub" / "up").symlink_to("..")
+    (tmp_path / "pics" / "self").symlink_to(".")
+    (tmp_path / "pics" / "parent").symlink_to("..")
+    os.mkfifo(tmp_path / "pics" / "p.jpg")
+    assert [f.name for f in image_files(tmp_path / "pics")] == ["a.png", "b.png"]
+
+
+def test_names_that_are_not_utf8_scan_cache_and_train(tmp_path):
+    root = make_tree(tmp_path / "ds", n=2)
+    cafe = os.fsdecode(b"caf\xe9")
+    for split in ("train", "valid"):
+        for i in range(2):
+            write_image(root / split / cafe / f"{cafe}{i}.png", seed=i)
+    dls = folder(root, size=16, presize=16, bs=2, cache_dir=tmp_path / "c", prefetch=0)
+    assert cafe in dls.vocab and len(dls.train.items) == 6
+    x, y = next(iter(dls.train))
+    assert x.shape == (2, 3, 16, 16)
+
+
+def test_labels_that_differ_only_in_unicode_normalisation_are_one_class(tmp_path):
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    assert nfc != nfd
+    root = make_tree(tmp_path / "ds", labels=("dog", nfc), n=2)
+    for i in range(2):
+        write_image(root / "train" / nfd / f"mac{i}.png", seed=i + 7)   # copied from a Mac
+    write_image(root / "valid" / nfd / "v.png")
+    s = scan_folder(root)
+    assert s.vocab == ["café", "dog"] and s.vocab[0] == nfc
+    assert (s.labels == 0).sum() == 7     # 2 + 2 train, 2 + 1 valid
