@@ -127,6 +127,7 @@ L="--arch $ARCH $IMG --epochs $EPOCHS --lr 3e-3"
 #     name                   cap min
 stage env                     20   5  env_report
 stage fastai_install          45  10  install_fastai
+stage cuda_tests              40  10  $PY -m pytest -q -p no:cacheprovider tests/test_data_resident.py
 stage resnette_cold           75  20  train resnette_cold $L
 stage resnette_warm           60  15  train resnette_warm $L
 stage fastai                  90  30  env PYTHONPATH="$FASTAI_SITE:$PYTHONPATH" $PY benchmarks/fastai_book.py \

@@ -127,3 +127,15 @@ def test_cuda_without_room_falls_back_with_one_line(monkeypatch):
     assert len(msgs) == 1 and "\n" not in msgs[0]
     assert "train data (2,000 images, 1.57 GB) streamed from host memory" in msgs[0]
     assert "3.22 GB free" in msgs[0] and loader.placement == msgs[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_resident_by_default_and_same_batches_as_streaming(tree, tmp_path):
+    kw = {"size": 16, "presize": 24, "bs": 4, "cache_dir": tmp_path / "cache", "seed": 3, "device": "cuda"}
+    auto, stream = folder(tree, **kw), folder(tree, resident=False, **kw)
+    assert auto.train.resident and auto.valid.resident and not stream.train.resident
+    assert auto.train._rows.pixels.is_cuda
+    batches = all_batches(auto.train, 1)
+    assert batches[0][0].is_cuda and batches[0][1].is_cuda
+    assert_same(all_batches(stream.train, 1), batches)
+    assert_same(all_batches(stream.valid, 0), all_batches(auto.valid, 0))
