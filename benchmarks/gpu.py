@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -281,7 +282,8 @@ def main() -> None:
     st.add_argument("--bs", type=int, nargs="+", default=[128, 256, 512])
     st.add_argument("--modes", nargs="+", default=["eager", "compile", "cudagraphs"])
     st.add_argument("--size", type=int, default=128)
-    st.add_argument("--budget", type=float, default=150, help="seconds; rows that would not fit are skipped")
+    st.add_argument("--budget", type=float, help="seconds; rows that would not fit are skipped (default: "
+                    "15 s less than gpu.sh's stage timeout, STAGE_SECONDS, else 150)")
     st.add_argument("--device", default="cuda")
     t = sub.add_parser("table", help="train/infer img/s and MFU of the chapter's nets, 128 px")
     t.add_argument("--out", type=Path, required=True)
@@ -297,7 +299,8 @@ def main() -> None:
     if getattr(args, "device", "cuda").startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark needs a GPU (or --device cpu for steps/table)")
     if args.what == "steps":
-        step_rates(args.out, args.device, args.bs, args.modes, args.size, args.budget)
+        budget = args.budget if args.budget is not None else float(os.environ.get("STAGE_SECONDS", 165)) - 15
+        step_rates(args.out, args.device, args.bs, args.modes, args.size, budget)
     elif args.what == "table":
         results = {"device": args.device, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
                    "models": []}
