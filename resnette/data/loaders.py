@@ -7,7 +7,7 @@ device, then one table lookup + one resampling (augment.py). Every batch depends
 prepare the next batches while the model trains, and a resumed run can start mid-epoch.
 
 On a CUDA device the Loader's rows are instead copied to the GPU once when they fit
-(resident.py): a batch is then an index_select there, with no host copy and no threads.
+(resident.py): a batch is then an indexing there, with no host copy and no threads.
 `resident=True` does the same on the CPU. Both paths give identical batches for a seed.
 """
 from __future__ import annotations
