@@ -29,6 +29,7 @@ import torch
 import resnette
 from resnette.models import create_model
 from resnette.train.optim import make_optimizer
+from resnette.train.precision import autocast
 from resnette.utils import atomic_write
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette2-224sq"
@@ -41,13 +42,13 @@ def model_only_rate(learn, name: str, steps: int = 8, warmup: int = 2) -> float:
     model = create_model(name, n_out=learn.dls.c).to(learn.device)
     if learn.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(learn.opt_name, model, 3e-3, learn.wd)
+    opt = make_optimizer(learn.settings.opt, model, 3e-3, learn.settings.wd)
     x, y = next(iter(learn.dls.train))
     x, y = x.clone(), y.clone()
     times = []
     for _ in range(steps + warmup):
         start = time.perf_counter()
-        with learn._autocast():
+        with autocast(learn.precision, learn.device.type):
             loss = learn.loss_func(model(x), y)
         loss.backward()
         opt.step()

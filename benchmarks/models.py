@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from resnette import bench
+from resnette.commands import bench
 from resnette.models import create_model, summary
 from resnette.utils import atomic_write
 

@@ -1,20 +1,20 @@
-"""The `resnette` command line. Thin on purpose: each subcommand parses its arguments and
-calls one function of the modules that do the work.
+"""The `resnette` command line: the parser, and nothing else.
 
-Every training option is a field of `resnette.config.TrainConfig`; the flags are generated
-from those fields, so a flag, a config-file key and the saved config.toml always agree.
+Each subcommand's arguments are parsed here and handed to `main(args)` of its module in
+resnette/commands/ (one module per verb), which does the work and prints the result.
+Every training option is a field of `resnette.run.config.TrainConfig`; the flags are
+generated from those fields, so a flag, a config-file key and the saved config.toml agree.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
 import sys
 from dataclasses import MISSING, fields
-from pathlib import Path
 from typing import Any, Sequence
 
-from resnette import config as config_mod
+from resnette.run import config as config_mod
 from resnette.utils import ResnetteError
 
 EXAMPLES = {
@@ -86,83 +86,17 @@ def _show(v: Any) -> str:
     return "unset" if v is None else str(v)
 
 
-def train_config(args: argparse.Namespace) -> config_mod.TrainConfig:
-    flags = {f.name: getattr(args, f.name) for f in fields(config_mod.TrainConfig)
-             if hasattr(args, f.name)}
-    if getattr(args, "resume", False) and not args.config:
-        from resnette.workflow import resume_config
-        return resume_config(flags.get("name"), flags.get("run_dir"), flags)
-    file_values = config_mod.read_toml(args.config) if args.config else {}
-    return config_mod.make_config(file_values, flags)
+def version() -> str:
+    """`resnette <version>`, the installed package's version."""
+    import resnette
+    from importlib.metadata import version as installed
+    return f"resnette {getattr(resnette, '__version__', None) or installed('resnette')}"
 
 
-# ------------------------------------------------------------------------ subcommands
-
-def cmd_train(args: argparse.Namespace) -> None:
-    from resnette.workflow import train
-    run = train(train_config(args), resume=args.resume, overwrite=args.overwrite,
-                quiet=args.quiet)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun: once, not once per process
-        print(f"run saved in {run.path}  (next: resnette report {run.path})")
-
-
-def cmd_lr_find(args: argparse.Namespace) -> None:
-    from resnette.workflow import lr_find_run
-    run, found = lr_find_run(train_config(args), overwrite=args.overwrite, quiet=args.quiet)
-    print(f"suggested learning rates: valley {found.valley:.2e}  steepest "
-          f"{found.steepest:.2e}  minimum/10 {found.minimum:.2e}")
-    print(f"plot: {run.plot('lr_find')}")
-
-
-def cmd_evaluate(args: argparse.Namespace) -> None:
-    from resnette.evaluate import evaluate_run
-    from resnette.predict import format_evaluation
-    ev = evaluate_run(args.run, split=args.split, folder=args.folder, tta=args.tta, bs=args.bs)
-    print(json.dumps(ev, indent=1) if args.json else format_evaluation(ev))
-
-
-def cmd_predict(args: argparse.Namespace) -> None:
-    from resnette.predict import find_images, format_predictions, predict_files
-    from resnette.trained import load_trained
-    trained = load_trained(args.model, config=args.config)
-    preds = predict_files(trained, find_images(args.images), k=args.top, tta=args.tta)
-    if args.json:
-        print(json.dumps([p.as_dict() for p in preds], indent=1))
-    else:
-        print(format_predictions(preds))
-
-
-def cmd_export(args: argparse.Namespace) -> None:
-    from resnette.export import export
-    print(f"exported {export(args.run, args.format, args.out)}")
-
-
-def cmd_summary(args: argparse.Namespace) -> None:
-    from resnette.models import create_model, list_models, summary
-    if args.list or not args.arch:
-        print("\n".join(list_models()))
-        return
-    model = create_model(args.arch, n_out=args.classes, c_in=args.c_in)
-    s = summary(model, size=args.size, c_in=args.c_in)
-    s.model_name = args.arch
-    print(s)
-
-
-def cmd_reproduce(args: argparse.Namespace) -> None:
-    from resnette.reproduce import reproduce
-    out = reproduce(args.what, only=args.only, quick=args.quick, data=args.data,
-                    out_dir=args.out, quiet=args.quiet)
-    print(f"\nwritten to {out}")
-
-
-def cmd_bench(args: argparse.Namespace) -> None:
-    from resnette.throughput import bench_table
-    print(bench_table(quick=args.quick, device=args.device))
-
-
-def cmd_report(args: argparse.Namespace) -> None:
-    from resnette.report import build_report
-    print(f"report: {build_report(args.run, args.out)}")
+# the module of resnette/commands/ that runs each verb
+COMMANDS = {"train": "train", "lr-find": "lr_find", "evaluate": "evaluate", "predict": "predict",
+            "export": "export", "summary": "summary", "reproduce": "reproduce", "bench": "bench",
+            "report": "report"}
 
 
 # --------------------------------------------------------------------------- parser
@@ -172,18 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "scratch: the fastai book's chapter 14 as software.",
                     epilog="quick start:  resnette train --data digits",
                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 parser_class=Parser)
 
-    def command(name: str, func, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(func=func)
-        return p
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    for name, func, help in (("train", cmd_train, "train a model into a run folder"),
-                             ("lr-find", cmd_lr_find, "run the learning rate finder")):
-        p = command(name, func, help)
+    for name, help in (("train", "train a model into a run folder"),
+                       ("lr-find", "run the learning rate finder")):
+        p = command(name, help)
         p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
         p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
         if name == "train":
@@ -191,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="continue the run (--name/--run-dir) from its checkpoint")
         add_train_flags(p)
 
-    p = command("evaluate", cmd_evaluate, "accuracy, top-5, per-class accuracy, confusion matrix")
+    p = command("evaluate", "accuracy, top-5, per-class accuracy, confusion matrix")
     p.add_argument("run", help="run folder")
     p.add_argument("--split", choices=("valid", "train"), default="valid")
     p.add_argument("--folder", help="evaluate a folder laid out <label>/*.jpg instead")
@@ -199,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bs", type=int, default=64, help="batch size (default: 64)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
-    p = command("predict", cmd_predict, "class names and probabilities for images")
+    p = command("predict", "class names and probabilities for images")
     p.add_argument("model", help="run folder or .safetensors file")
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--top", "-k", type=int, default=3, help="how many classes to show (default: 3)")
@@ -207,19 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--config", help="config.toml for a bare .safetensors file")
 
-    p = command("export", cmd_export, "export a trained model as ONNX or safetensors + config")
+    p = command("export", "export a trained model as ONNX or safetensors + config")
     p.add_argument("run", help="run folder or .safetensors file")
     p.add_argument("--format", choices=("onnx", "safetensors"), default="onnx")
     p.add_argument("--out", help="output file (onnx) or folder (safetensors)")
 
-    p = command("summary", cmd_summary, "layer table: output shapes, parameters, multiply-adds")
+    p = command("summary", "layer table: output shapes, parameters, multiply-adds")
     p.add_argument("arch", nargs="?", help="architecture name")
     p.add_argument("--size", type=int, default=128, help="input size (default: 128)")
     p.add_argument("--c-in", type=int, default=3, help="input channels (default: 3)")
     p.add_argument("--classes", type=int, default=10, help="outputs (default: 10)")
     p.add_argument("--list", action="store_true", help="list the architectures")
 
-    p = command("reproduce", cmd_reproduce, "rerun the chapter's experiments beside its numbers")
+    p = command("reproduce", "rerun the chapter's experiments beside its numbers")
     p.add_argument("what", choices=("chapter14",), help="what to reproduce")
     p.add_argument("--only", help="one experiment (see the list printed by --only help)")
     p.add_argument("--quick", action="store_true", help="a few hundred images, 1 epoch (CI)")
@@ -227,11 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/reproduce-chapter14", help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
 
-    p = command("bench", cmd_bench, "data, model and end-to-end throughput of this machine")
+    p = command("bench", "data, model and end-to-end throughput of this machine")
     p.add_argument("--quick", action="store_true", help="shorter timings")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
-    p = command("report", cmd_report, "one self-contained HTML page about a run")
+    p = command("report", "one self-contained HTML page about a run")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", help="output file (default: <run>/report.html)")
     return parser
@@ -240,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        importlib.import_module(f"resnette.commands.{COMMANDS[args.command]}").main(args)
     except ResnetteError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

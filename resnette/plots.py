@@ -1,6 +1,8 @@
-"""Run plots as PNG files, drawn from plain arrays.
+"""Every picture resnette draws, as PNG files drawn from plain arrays: training curves, the
+learning rate finder, the confusion matrix, image grids (a batch, the top losses).
 
-We draw on `matplotlib.figure.Figure` with the Agg canvas directly instead of `pyplot`:
+A leaf module (numpy, matplotlib and utils only), so the data, the train and the command
+layers all draw through it. We draw on `matplotlib.figure.Figure` with the Agg canvas directly instead of `pyplot`:
 no global figure state, no display needed, safe in a headless server or a test.
 """
 from __future__ import annotations
@@ -28,10 +30,9 @@ def plot_curves(metrics: dict[str, Sequence], path: str | Path) -> Path:
     `metrics` is `runs.read_metrics(...)`: columns such as epoch, train_loss, valid_loss,
     accuracy. A column that is not numbers (the time) is skipped.
     """
+    # numbered from 0, as in the table and metrics.csv (resnette.display)
     epochs = np.asarray(metrics.get("epoch") or range(len(next(iter(metrics.values()), []))),
                         dtype=float)
-    if len(epochs) and epochs.min() == 0:
-        epochs = epochs + 1  # people count epochs from 1
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_metric = fig.subplots(1, 2)
     for key in ("train_loss", "valid_loss"):
@@ -40,7 +41,7 @@ def plot_curves(metrics: dict[str, Sequence], path: str | Path) -> Path:
     ax_loss.set(title="loss", xlabel="epoch")
     ax_loss.legend()
     others = [k for k, v in metrics.items() if k not in ("epoch", "train_loss", "valid_loss")
-              and all(isinstance(x, float) for x in v) and "time" not in k]
+              and all(isinstance(x, (int, float)) for x in v) and "time" not in k]
     for key in others:
         ax_metric.plot(epochs, _floats(metrics[key]), marker="o", label=key)
     ax_metric.set(title="metrics", xlabel="epoch")
@@ -52,7 +53,7 @@ def plot_curves(metrics: dict[str, Sequence], path: str | Path) -> Path:
 
 
 def _floats(values: Sequence) -> np.ndarray:
-    return np.asarray([v if isinstance(v, float) else math.nan for v in values], dtype=float)
+    return np.asarray([v if isinstance(v, (int, float)) else math.nan for v in values], dtype=float)
 
 
 def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], path: str | Path,
@@ -97,7 +98,7 @@ def plot_confusion(cm: np.ndarray, names: Sequence[str], path: str | Path) -> Pa
 
 def plot_images(images: np.ndarray, titles: Sequence[str], path: str | Path,
                 title: str = "", ncols: int | None = None) -> Path:
-    """A grid of uint8 images (N,H,W,C with C 1 or 3), each with its title."""
+    """A grid of uint8 images (N,H,W,C with C 1 or 3; an array or a CPU tensor), each titled."""
     images = np.asarray(images)
     n = len(images)
     ncols = ncols or max(1, math.ceil(math.sqrt(n)))

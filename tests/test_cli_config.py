@@ -4,8 +4,9 @@ import tomllib
 
 import pytest
 
-from resnette import runs
-from resnette.config import (TrainConfig, load_config, make_config, save_config, to_toml,
+from resnette.run import folder as runs
+from resnette.run.setup import prepare
+from resnette.run.config import (TrainConfig, load_config, make_config, save_config, to_toml,
                              toml_value)
 from resnette.train.checkpoints import save_checkpoint
 from resnette.utils import ResnetteError
@@ -76,25 +77,25 @@ def test_train_table_is_accepted(tmp_path):
 
 
 def test_an_existing_run_is_refused_unless_resume_or_overwrite(tmp_path):
-    run = runs.prepare(tmp_path / "r")
+    run = prepare(tmp_path / "r")
     save_config(TrainConfig(), run.config)
     with pytest.raises(ResnetteError, match="already exists.*--resume.*--overwrite"):
-        runs.prepare(tmp_path / "r")
+        prepare(tmp_path / "r")
     with pytest.raises(ResnetteError, match="cannot resume"):
-        runs.prepare(tmp_path / "r", resume=True)
+        prepare(tmp_path / "r", resume=True)
     run.checkpoint.write_bytes(b"x")   # a damaged checkpoint is refused before anything is touched
     with pytest.raises(ResnetteError, match="damaged"):
-        runs.prepare(tmp_path / "r", resume=True)
+        prepare(tmp_path / "r", resume=True)
     save_checkpoint(run.checkpoint, {})
-    assert runs.prepare(tmp_path / "r", resume=True).checkpoint.exists()
-    assert not runs.prepare(tmp_path / "r", overwrite=True).checkpoint.exists()
+    assert prepare(tmp_path / "r", resume=True).checkpoint.exists()
+    assert not prepare(tmp_path / "r", overwrite=True).checkpoint.exists()
 
 
 def test_overwrite_never_deletes_a_folder_that_is_not_a_run(tmp_path):
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "cat.jpg").write_bytes(b"precious")
     with pytest.raises(ResnetteError, match="not a resnette run folder"):
-        runs.prepare(tmp_path / "photos", overwrite=True)
+        prepare(tmp_path / "photos", overwrite=True)
     assert (tmp_path / "photos" / "cat.jpg").read_bytes() == b"precious"
 
 
@@ -105,7 +106,7 @@ def test_unwritable_run_folder_is_a_clear_error(tmp_path):
     locked.chmod(0o500)
     try:
         with pytest.raises(ResnetteError, match="cannot write to run folder"):
-            runs.prepare(locked / "run")
+            prepare(locked / "run")
     finally:
         locked.chmod(0o700)
 
@@ -113,13 +114,13 @@ def test_unwritable_run_folder_is_a_clear_error(tmp_path):
 def test_run_folder_under_a_file_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ResnetteError, match="cannot write to run folder"):
-        runs.prepare(tmp_path / "file" / "run")
+        prepare(tmp_path / "file" / "run")
 
 
 def test_default_names_are_numbered_but_chosen_names_are_not(tmp_path):
     first, chosen = runs.resolve(None, None, "imagenette-160", "xresnet18", 128, root=tmp_path)
     assert first.name == "imagenette-160-xresnet18-128px" and not chosen
-    runs.prepare(first)
+    prepare(first)
     (first / "x").write_text("")
     second, _ = runs.resolve(None, None, "imagenette-160", "xresnet18", 128, root=tmp_path)
     assert second.name == "imagenette-160-xresnet18-128px-2"

@@ -90,11 +90,12 @@ def test_predict_and_evaluate_need_a_run(capsys, tmp_path):
 
 def test_weights_of_another_architecture_or_class_count(capsys, tmp_path):
     """A run's weights with a config naming another arch, or another number of classes."""
-    from resnette import runs
-    from resnette.config import make_config, save_config
+    from resnette.run import folder as runs
+    from resnette.run.setup import prepare
+    from resnette.run.config import make_config, save_config
     from resnette.models import create_model
     from resnette.train.checkpoints import save_weights
-    run = runs.prepare(tmp_path / "r")
+    run = prepare(tmp_path / "r")
     save_config(make_config({"data": "digits", "arch": "simple_cnn"}), run.config)
     runs.save_classes(run, list("abc"), list("abc"), [0.5] * 3, [0.2] * 3, 3)
     save_weights(run.model, create_model("simple_cnn", n_out=3))

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from resnette.reproduce import markdown, names
-from resnette.throughput import bench_table, loader_rate, synthetic_data
+from resnette.commands.reproduce import markdown, names
+from resnette.commands.bench import bench_table, loader_rate, synthetic_data
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette2-224sq"
 
@@ -44,7 +44,7 @@ def test_unknown_experiment_names_the_valid_ones(capsys):
 
 
 def test_markdown_puts_ours_beside_the_book():
-    from resnette.reproduce import experiments
+    from resnette.commands.reproduce import experiments
     exp = experiments()[3]
     exp.results = {"accuracy": 0.80, "seconds": 123.4, "epochs": 5, "size": 128}
     assert "| XResNet-18 | 5 | 128 | 80.0% | 75.7% | 123 s | 13 s |" in markdown([exp], quick=False)

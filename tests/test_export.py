@@ -3,18 +3,19 @@ import numpy as np
 import pytest
 import torch
 
-from resnette import runs
-from resnette.config import make_config, save_config
-from resnette.export import export, load_exported
+from resnette.run import folder as runs
+from resnette.run.setup import prepare
+from resnette.run.config import make_config, save_config
+from resnette.commands.export import export, load_exported
 from resnette.models import create_model
 from resnette.train.checkpoints import save_weights
-from resnette.trained import load_trained
+from resnette.run.trained import load_trained
 
 
 @pytest.fixture
 def run(tmp_path):
     """A run folder holding a simple_cnn whose batchnorm statistics are not the defaults."""
-    run = runs.prepare(tmp_path / "run")
+    run = prepare(tmp_path / "run")
     save_config(make_config({"data": "digits", "arch": "simple_cnn"}), run.config)
     torch.manual_seed(0)
     model = create_model("simple_cnn", n_out=4)

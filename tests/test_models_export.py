@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnette import bench
+from resnette.commands import bench
 from resnette.models import create_model, summary
 
 # Every option that adds a module of our own (SE, self-attention, blur pool, Mish), at a

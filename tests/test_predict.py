@@ -4,18 +4,19 @@ import pytest
 import torch
 from PIL import Image
 
-from resnette import runs
-from resnette.config import make_config, save_config
+from resnette.run import folder as runs
+from resnette.run.setup import prepare
+from resnette.run.config import make_config, save_config
 from resnette.models import create_model
-from resnette.predict import (find_images, predict_files, probabilities, summarize,
-                              top_losses)
+from resnette.commands.predict import find_images, predict_files
+from resnette.train.evaluation import probabilities, summarize, top_losses
 from resnette.train.checkpoints import save_weights
-from resnette.trained import init_from, load_trained
+from resnette.run.trained import init_from, load_trained
 from resnette.utils import ResnetteError
 
 
 def make_run(path, n_out=3, arch="simple_cnn"):
-    run = runs.prepare(path)
+    run = prepare(path)
     save_config(make_config({"data": "digits", "arch": arch}), run.config)
     torch.manual_seed(0)
     save_weights(run.model, create_model(arch, n_out=n_out))
@@ -34,7 +35,8 @@ def test_summary_numbers_by_hand():
     assert ev["per_class"]["c"] == {"accuracy": None, "n": 0}
     expected_loss = -np.mean(np.log([0.7, 0.8, 0.3, 0.2]))
     assert ev["loss"] == pytest.approx(expected_loss, rel=1e-5)
-    assert top_losses(probs, targets, n=2).tolist() == [3, 2]
+    worst, losses = top_losses(probs, targets, n=2)
+    assert worst.tolist() == [3, 2] and losses.tolist() == pytest.approx([-np.log(0.2), -np.log(0.3)])
 
 
 def test_predictions_are_sorted_top_k_with_names(tmp_path):

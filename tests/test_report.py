@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnette import plots, runs
-from resnette.config import TrainConfig, save_config
-from resnette.report import build_report
+from resnette import plots
+from resnette.run import folder as runs
+from resnette.run.setup import prepare
+from resnette.run.config import TrainConfig, save_config
+from resnette.commands.report import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -23,7 +25,7 @@ def _png_size(path):
 
 def make_run(tmp_path):
     """A run folder as training leaves it, with every plot drawn from made-up arrays."""
-    run = runs.prepare(tmp_path / "run<&>")
+    run = prepare(tmp_path / "run<&>")
     save_config(TrainConfig(data="digits", size=32, presize=32), run.config)
     run.metrics.write_text("epoch,train_loss,valid_loss,accuracy,time\n"
                            "0,2.0,1.8,0.40,0:03\n1,1.2,1.0,0.70,0:03\n2,0.6,0.5,0.90,0:03\n")
@@ -65,7 +67,7 @@ def test_report_is_one_self_contained_file(tmp_path):
 
 
 def test_report_without_plots_still_renders(tmp_path):
-    run = runs.prepare(tmp_path / "bare")
+    run = prepare(tmp_path / "bare")
     save_config(TrainConfig(), run.config)
     assert "<img" not in build_report(run.path).read_text()
 

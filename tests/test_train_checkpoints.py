@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from resnette.train import Learner, TrainingInterrupted, load_checkpoint
 from resnette.utils import ResnetteError
-from test_train_fakes import FakeDataLoaders, tiny_net
+from fakes import FakeDataLoaders, tiny_net
 
 
 def make_learner(run_dir=None, seed=0, c=3, **kw):

@@ -9,6 +9,7 @@ sharing: that format cannot carry code at all.
 """
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import random
 import warnings
@@ -20,8 +21,8 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from .. import faults
 from ..utils import ResnetteError, atomic_write
+from .schedules import Schedule
 
 FORMAT = "resnette-checkpoint-1"
 
@@ -33,7 +34,6 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             _save_reporting_os_errors(state, f)
-        faults.after_checkpoint_written()   # test-only: a window for kill -9 mid-save
 
     return atomic_write(path, write)
 
@@ -167,3 +167,62 @@ def set_rng_state(state: dict) -> None:
     random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---- a Learner's checkpoint -------------------------------------------------------------------
+def save_learner(learn, epoch: int, batch: int) -> Path:
+    """Everything needed to continue `learn` at (`epoch`, `batch`) into its run's checkpoint,
+    and the weights worth sharing (the EMA's when on) into the run's model file."""
+    config = dict(dataclasses.asdict(learn.settings), precision=learn.precision,
+                  channels_last=learn.channels_last, metrics=list(learn.metrics),
+                  n_out=len(getattr(learn.dls, "vocab", [])) or None)
+    state = {"model": learn.model.state_dict(), "optimizer": learn.opt.state_dict(),
+             "ema": learn.ema.state_dict() if learn.ema else None,
+             "scaler": learn.scaler.state_dict() if learn.scaler.is_enabled() else None,
+             "schedule": learn.schedule.as_dict(), "position": {"epoch": epoch, "batch": batch},
+             "rng": rng_state(), "recorder": learn.recorder.state(), "config": config,
+             "vocab": list(getattr(learn.dls, "vocab", []))}
+    path = save_checkpoint(learn.run.checkpoint, state)
+    save_weights(learn.run.model, learn.kept_model, weights_metadata(learn))
+    return path
+
+
+def weights_metadata(learn) -> dict[str, str]:
+    """What model.safetensors records besides the weights: the class names, and the
+    architecture's registry name (e.g. xresnet18) when the Learner was told it."""
+    meta = {"vocab": "\n".join(getattr(learn.dls, "vocab", []))}
+    return {"arch": learn.settings.arch, **meta} if learn.settings.arch else meta
+
+
+def load_into(learn, path: str | Path, with_opt: bool = True) -> dict:
+    """Load a checkpoint's weights (and optimizer, EMA and scaler state) into `learn`."""
+    state = load_checkpoint(path)
+    check_compatible(learn.model, state["model"], str(path))
+    learn.model.load_state_dict(state["model"])
+    if with_opt:
+        learn.opt.load_state_dict(state["optimizer"])
+        if learn.ema is not None and state.get("ema") is not None:
+            learn.ema.load_state_dict(state["ema"])
+        if learn.scaler.is_enabled() and state.get("scaler"):
+            learn.scaler.load_state_dict(state["scaler"])
+    return state
+
+
+def resume(learn, sched: Schedule) -> tuple[int, int]:
+    """Put `learn` back where its run's checkpoint stopped; returns (epoch, batch) to go on from.
+    Only the schedule that wrote the checkpoint may continue it (else the lr curve would jump)."""
+    if learn.run is None:
+        raise ResnetteError("resume=True needs a run_dir to read the checkpoint from")
+    path = learn.run.checkpoint
+    if not path.exists():
+        if not learn.quiet:
+            print(f"no checkpoint in {learn.run.path}; starting from the beginning")
+        return 0, 0
+    saved = Schedule.from_dict(load_checkpoint(path)["schedule"])
+    if saved != sched:
+        raise ResnetteError(f"{path} was written by a different schedule ({saved.kind}, "
+                            f"{saved.n_epoch} epochs, lr {saved.lr:g}); resume with the same settings")
+    state = load_into(learn, path)
+    set_rng_state(state["rng"])
+    learn.recorder.load_state(state["recorder"])
+    return state["position"]["epoch"], state["position"]["batch"]

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-from ..utils import ResnetteError, atomic_write
+from ..plots import plot_lr_find
+from ..utils import ResnetteError
+from . import distributed
 from .checkpoints import rng_state, set_rng_state
 from .optim import set_hypers
 from .schedules import sched_exp
@@ -34,23 +36,10 @@ class LRFindResult:
     losses: list[float]
 
     def plot(self, path: str | Path) -> Path:
-        """Save the loss-vs-lr curve (log x axis) with the three suggestions marked, as PNG."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(6, 4))
-        FigureCanvasAgg(fig)  # Agg: no display needed, and no global pyplot state touched
-        ax = fig.add_subplot()
-        lrs, losses = self.lrs[:-5] or self.lrs, self.losses[:-5] or self.losses  # fastai skips the last 5
-        ax.plot(lrs, losses)
-        ax.set_xscale("log")
-        ax.set_xlabel("Learning Rate")
-        ax.set_ylabel("Loss")
-        for name, lr in (("minimum/10", self.minimum), ("steep", self.steepest), ("valley", self.valley)):
-            ax.plot([lr], [_loss_at(lr, self.lrs, self.losses)], "o", label=f"{name}: {lr:.2e}")
-        ax.legend(loc="best")
-        fig.tight_layout()
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        """Save the loss-vs-lr curve (log x axis) with the three suggestions marked, as PNG;
+        fastai leaves the last 5 points out of the picture (the divergence dwarfs the rest)."""
+        return plot_lr_find(self.lrs[:-5] or self.lrs, self.losses[:-5] or self.losses, path,
+                            {"minimum/10": self.minimum, "steep": self.steepest, "valley": self.valley})
 
 
 def lr_find(learn, start: float = 1e-7, end: float = 10.0, num_it: int = 100,
@@ -59,11 +48,13 @@ def lr_find(learn, start: float = 1e-7, end: float = 10.0, num_it: int = 100,
     if not 0 < start < end:
         raise ResnetteError(f"lr_find needs 0 < start < end (got {start}, {end})")
     num_it = max(num_it, 6)  # as fastai: too few points leave nothing after trimming
-    saved = _snapshot(learn)
+    saved, cbs = _snapshot(learn), learn.cbs
+    learn.cbs = [cb for cb in cbs if cb.in_lr_find]   # e.g. Mixup: sweep what training sees
     lrs, losses = [], []
     try:
         lrs, losses = _sweep(learn, start, end, num_it, stop_div)
     finally:
+        learn.cbs = cbs
         _restore(learn, saved)
     result = suggest(lrs, losses, num_it)
     if plot is not None:
@@ -81,7 +72,8 @@ def _sweep(learn, start: float, end: float, num_it: int, stop_div: bool):
         for x, y in loader:
             lr = sched_exp(start, end, it / num_it)
             set_hypers(learn.opt, lr, None)
-            loss = learn._mean_over_ranks(learn._train_batch(x, y, epoch, it))  # DDP: ranks agree
+            batch_loss = learn.one_batch(x, y, epoch, it).float().reshape(1)
+            loss = distributed.mean_and_any(batch_loss, False)[0][0]   # DDP: the ranks agree
             it += 1
             smooth = SMOOTH_BETA * smooth + (1 - SMOOTH_BETA) * loss
             value = smooth / (1 - SMOOTH_BETA ** it)
@@ -132,17 +124,12 @@ def _valley(losses: list[float]) -> int:
     return max_start + int(sections) + int(sections / 2)
 
 
-def _loss_at(lr: float, lrs: list[float], losses: list[float]) -> float:
-    i = min(range(len(lrs)), key=lambda k: abs(math.log(lrs[k]) - math.log(lr)))
-    return losses[i]
-
-
 def _snapshot(learn) -> dict:
     """Everything the sweep changes, copied (BN statistics are in the model's state_dict)."""
     return {"model": copy.deepcopy(learn.model.state_dict()),
             "opt": copy.deepcopy(learn.opt.state_dict()),
             "ema": copy.deepcopy(learn.ema.state_dict()) if learn.ema else None,
-            "scaler": copy.deepcopy(learn.scaler.state_dict()) if learn.scaler else None,
+            "scaler": copy.deepcopy(learn.scaler.state_dict()),
             "rng": rng_state()}
 
 
@@ -152,6 +139,6 @@ def _restore(learn, saved: dict) -> None:
     learn.opt.load_state_dict(saved["opt"])
     if learn.ema is not None:
         learn.ema.load_state_dict(saved["ema"])
-    if learn.scaler is not None:
+    if learn.scaler.is_enabled():
         learn.scaler.load_state_dict(saved["scaler"])
     set_rng_state(saved["rng"])

@@ -14,12 +14,9 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from ..display import show
 
-def format_time(seconds: float) -> str:
-    """mm:ss as fastai prints it (hh:mm:ss past an hour)."""
-    s = int(round(seconds))
-    h, m, s = s // 3600, s // 60 % 60, s % 60
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+SMOOTH_BETA = 0.98      # fastai's AvgSmoothLoss: train_loss is this EMA of the batch losses
 
 
 class Table:
@@ -36,15 +33,7 @@ class Table:
         if not self.header_done:
             self._print([c for c in self.columns])
             self.header_done = True
-        cells = []
-        for c in self.columns:
-            v = row.get(c, "")
-            if c == "time":
-                v = format_time(v)
-            elif isinstance(v, float):
-                v = f"{v:.6f}"
-            cells.append(str(v))
-        self._print(cells)
+        self._print([show(c, row.get(c)) for c in self.columns])
 
     def _print(self, cells: list[str]) -> None:
         line = "".join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip()
@@ -76,8 +65,9 @@ class ProgressBar:
 class Recorder:
     """Everything measured during training, for plots and for the caller.
 
-    Per training batch: the raw loss, the smoothed loss (fastai's train_loss), the learning
-    rate and the momentum. Per epoch: the rows of the printed table.
+    Per training batch: the raw loss, the smoothed loss (fastai's train_loss: an EMA of the
+    losses with bias correction, carried across epochs), the learning rate and the momentum.
+    Per epoch: the rows of the printed table.
     """
 
     losses: list[float] = field(default_factory=list)
@@ -85,12 +75,21 @@ class Recorder:
     lrs: list[float] = field(default_factory=list)
     moms: list[float] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
+    smooth: float = 0.0
+
+    def add_losses(self, values: list[float]) -> None:
+        for v in values:
+            self.losses.append(v)
+            self.smooth = SMOOTH_BETA * self.smooth + (1 - SMOOTH_BETA) * v
+            self.smooth_losses.append(self.smooth / (1 - SMOOTH_BETA ** len(self.losses)))
 
     def state(self) -> dict:
         """Plain lists and dicts, so it can ride in a weights_only checkpoint."""
         return {"losses": list(self.losses), "smooth_losses": list(self.smooth_losses),
-                "lrs": list(self.lrs), "moms": list(self.moms), "rows": [dict(r) for r in self.rows]}
+                "lrs": list(self.lrs), "moms": list(self.moms), "rows": [dict(r) for r in self.rows],
+                "smooth": self.smooth}
 
     def load_state(self, s: dict) -> None:
         self.losses, self.smooth_losses = list(s["losses"]), list(s["smooth_losses"])
         self.lrs, self.moms, self.rows = list(s["lrs"]), list(s["moms"]), [dict(r) for r in s["rows"]]
+        self.smooth = float(s["smooth"])

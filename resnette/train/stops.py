@@ -40,3 +40,45 @@ def is_out_of_memory(e: RuntimeError) -> bool:
     text = str(e)
     return (isinstance(e, torch.OutOfMemoryError) or "out of memory" in text
             or "can't allocate memory" in text)
+
+
+def out_of_memory_reason(epoch: int, batch: int, bs: int, world_size: int) -> str:
+    """What happened and what to do, in one line."""
+    where = f" on rank {torch.distributed.get_rank()}" if world_size > 1 else ""
+    per = " per process" if world_size > 1 else ""
+    return (f"out of memory{where} at epoch {epoch}, batch {batch} with batch size {bs}{per}; "
+            f"use a smaller batch size, e.g. --bs {max(1, bs // 2)}")
+
+
+def stop_and_save(learn, reason: str, batch: int) -> None:
+    """Save the position (rank 0, when there is a run) and raise TrainingInterrupted saying how
+    to go on; `batch` is the first batch of `learn.epoch` that has not been trained."""
+    if learn.run is None or not learn.is_main:
+        where = "rank 0 saved the checkpoint" if learn.run else "nothing saved (no run_dir)"
+        raise TrainingInterrupted(f"{reason}; {where}", reason=reason)
+    path = learn.save_checkpoint(learn.epoch, batch)
+    raise TrainingInterrupted(f"{reason}; saved {path}; run again with resume=True (--resume) "
+                              "to continue", reason=reason)
+
+
+def diverged(learn, batch: int) -> ResnetteError:
+    """The loss is NaN/inf: say where, suggest a lower lr, and point at the last good checkpoint."""
+    kept = learn.run is not None and learn.run.checkpoint.exists()
+    return ResnetteError(f"loss became NaN/inf at epoch {learn.epoch}, batch {batch}; lower the "
+                         f"learning rate, e.g. lr={learn.schedule.lr / 10:.1e}"
+                         + (f"; the last good checkpoint {learn.run.checkpoint} is kept" if kept else ""))
+
+
+def out_of_memory(learn, pending: list[torch.Tensor], bs: int) -> None:
+    """Out of memory strikes in the forward or backward pass, before the optimizer step, so the
+    weights are those after the previous batch: save that position and stop with advice."""
+    reason = out_of_memory_reason(learn.epoch, learn.iter, bs, learn.world_size)
+    if learn.world_size > 1:
+        # DDP: the other ranks wait inside this step's gradient all-reduce, so no collective
+        # (the loss sync) and no mid-epoch save is possible; the epoch checkpoint stays.
+        raise TrainingInterrupted(f"{reason}; the last epoch's checkpoint is kept", reason=reason)
+    if pending:
+        learn.read_losses(pending, learn.iter - 1)   # NaN check first: never save NaN weights
+    if learn.device.type == "cuda":
+        torch.cuda.empty_cache()
+    stop_and_save(learn, reason, learn.iter)

@@ -4,8 +4,9 @@ folder, killed, interrupted, starved of disk or fed bad files, then checked for 
 Every process gets a timeout, so a hang fails the test instead of stalling CI. The training
 runs are the chapter's plain 5-stage net (simple_cnn) on 48 images of 32 px, 3 epochs of 6
 batches: a whole run takes seconds, and the same seed gives the same numbers in every process.
-Faults that need precise timing use the test-only hooks of `resnette/faults.py`
-(RESNETTE_TEST_FAULT), which are inert when the variable is unset.
+Faults that need precise timing (a sleep per step or mid-save, a NaN or out of memory at a
+given batch) run the command through `launcher.py`, which injects them from outside the
+package; `resnette/` itself knows nothing about tests.
 """
 from __future__ import annotations
 
@@ -35,23 +36,29 @@ def train_args(data: Path, name: str, *extra: str) -> list[str]:
             "--precision", "fp32", "--quiet", "--name", name, *extra]
 
 
-def env(home: Path, fault: str | None = None, **more: str) -> dict[str, str]:
-    e = {**os.environ, "RESNETTE_HOME": str(home), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-         **more}
-    e.pop("RESNETTE_TEST_FAULT", None)
+LAUNCHER = Path(__file__).with_name("launcher.py")
+
+
+def env(home: Path, **more: str) -> dict[str, str]:
+    return {**os.environ, "RESNETTE_HOME": str(home), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            **more}
+
+
+def command(args: list[str], fault: str | None) -> list[str]:
+    """`python -m resnette ARGS`, or through the launcher that injects `fault`."""
     if fault:
-        e["RESNETTE_TEST_FAULT"] = fault
-    return e
+        return [sys.executable, str(LAUNCHER), fault, "--", *args]
+    return [sys.executable, "-m", "resnette", *args]
 
 
 def run(args: list[str], cwd: Path, home: Path, fault: str | None = None, timeout: float = TIMEOUT,
         preexec_fn=None, **more: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "resnette", *args], cwd=cwd, env=env(home, fault, **more),
+    return subprocess.run(command(args, fault), cwd=cwd, env=env(home, **more),
                           capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn)
 
 
 def start(args: list[str], cwd: Path, home: Path, fault: str | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "resnette", *args], cwd=cwd, env=env(home, fault),
+    return subprocess.Popen(command(args, fault), cwd=cwd, env=env(home),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

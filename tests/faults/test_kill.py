@@ -35,6 +35,6 @@ def test_kill9_during_the_checkpoint_save_keeps_the_previous_checkpoint_whole(wo
     assert position(ckpt) == {"epoch": 1, "batch": 0}   # and it loads
     leftovers = list(folder.glob(".checkpoint.pt.*.tmp"))
     assert len(leftovers) == 1
-    from resnette import runs
-    runs.prepare(folder, resume=True)   # what --resume does first: the leftover goes
+    from resnette.run.setup import prepare
+    prepare(folder, resume=True)   # what --resume does first: the leftover goes
     assert not list(folder.glob(".*.tmp")) and position(ckpt) == {"epoch": 1, "batch": 0}

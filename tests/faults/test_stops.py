@@ -28,7 +28,7 @@ def test_nan_loss_keeps_the_last_good_checkpoint(nan_run):
     state = load_checkpoint(folder / "checkpoint.pt")
     assert state["position"] == {"epoch": 1, "batch": 0}
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
-    from resnette.trained import read_weights
+    from resnette.run.trained import read_weights
     weights, _ = read_weights(folder / "model.safetensors")
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
     assert n_rows(folder) == 1 and all(math.isfinite(float(c)) for c in metric_rows(folder)[1][1:])

@@ -1,4 +1,4 @@
-"""The run folder: every file a training run leaves behind, in one place with fixed names.
+"""The run folder: every file a training run leaves behind, named in one place: `Run`.
 
     runs/<name>/
         config.toml          the complete TrainConfig (rerun with --config)
@@ -10,6 +10,10 @@
         evaluation.json      what `resnette evaluate` measured last
         plots/*.png          curves, LR finder, confusion matrix, batch grid, top losses
         report.html          `resnette report` (self-contained)
+        model.onnx, export/  `resnette export`'s default outputs
+
+Nobody else spells these names: the Learner is handed a `Run` and writes where it says.
+This module is a leaf (paths, CSV and JSON only, no torch), so every layer may be given one.
 """
 from __future__ import annotations
 
@@ -17,8 +21,6 @@ import csv
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,10 @@ class Run:
     def report(self) -> Path: return self.path / "report.html"
     @property
     def plots(self) -> Path: return self.path / "plots"
+    @property
+    def onnx(self) -> Path: return self.path / "model.onnx"
+    @property
+    def export(self) -> Path: return self.path / "export"
 
     def plot(self, kind: str) -> Path:
         return self.plots / PLOT_NAMES[kind]
@@ -88,43 +94,6 @@ def resolve(name: str | None, run_dir: str | None, data: str, arch: str, size: i
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path, False
-
-
-def prepare(path: Path, resume: bool = False, overwrite: bool = False) -> Run:
-    """Create (or reopen for --resume) a run folder, refusing to clobber an existing run."""
-    run = Run(Path(path))
-    taken = run.path.exists() and any(run.path.iterdir())
-    if resume:
-        if not run.checkpoint.is_file():
-            raise ResnetteError(f"cannot resume: {run.checkpoint} does not exist; "
-                                "start a new run without --resume")
-        from resnette.train.checkpoints import load_checkpoint
-        load_checkpoint(run.checkpoint)  # damaged or unsafe: say so before anything is touched
-        for stale in run.path.glob(".*.tmp"):  # atomic_write's leftovers from a killed process
-            stale.unlink(missing_ok=True)
-    elif taken:
-        if not overwrite:
-            raise ResnetteError(f"run folder {run.path} already exists; pass --resume to "
-                                "continue it, --overwrite to replace it, or choose --name")
-        if not run.exists():
-            # Only ever delete what looks like one of our runs, never a folder of photos
-            # that was passed as --run-dir by mistake.
-            raise ResnetteError(f"{run.path} is not empty and is not a resnette run folder "
-                                "(no config.toml); refusing to overwrite it")
-        shutil.rmtree(run.path)
-    check_writable(run.path)
-    run.plots.mkdir(exist_ok=True)
-    return run
-
-
-def check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe"):
-            pass
-    except OSError as e:
-        raise ResnetteError(f"cannot write to run folder {folder} ({e.strerror}); "
-                            "choose another --run-dir") from None
 
 
 def open_run(path: str | Path) -> Run:
@@ -165,8 +134,15 @@ def load_classes(run: Run) -> tuple[list[str], list[str]]:
     return list(data["vocab"]), list(data.get("names") or data["vocab"])
 
 
+def write_metrics(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Path:
+    """One row per epoch, full precision (people read it through `resnette.display`)."""
+    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
+    return atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+
+
 def read_metrics(path: str | Path) -> dict[str, list[Any]]:
-    """metrics.csv as columns: numbers as floats; other cells (e.g. time '0:13') as text."""
+    """metrics.csv as columns: whole numbers (the epoch) as ints, other numbers as floats, other
+    cells (e.g. a time '0:13') as text."""
     path = Path(path)
     if not path.is_file():
         return {}
@@ -180,10 +156,12 @@ def read_metrics(path: str | Path) -> dict[str, list[Any]]:
 
 
 def _number_or_text(cell: str | None) -> Any:
-    try:
-        return float(cell)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return cell
+    for kind in (int, float):
+        try:
+            return kind(cell)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            pass
+    return cell
 
 
 def save_json(path: Path, data: dict[str, Any]) -> None:

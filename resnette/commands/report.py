@@ -5,14 +5,16 @@ are embedded as base64 `data:` URIs, the style is inline, and nothing is fetched
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import html
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from resnette import runs
-from resnette.config import read_toml
+from resnette.display import show, show_setting
+from resnette.run.config import read_toml
+from resnette.run.folder import PLOT_NAMES, Run, open_run, read_metrics
 from resnette.utils import atomic_write
 
 _STYLE = """
@@ -36,25 +38,26 @@ _CAPTIONS = {
 
 def build_report(run_path: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of the run at `run_path` (default `run_path/report.html`)."""
-    run = runs.open_run(run_path)
+    run = open_run(run_path)
     out = Path(out) if out else run.report
     page = render(run)
     return atomic_write(out, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
 
 
-def render(run: runs.Run) -> str:
+def render(run: Run) -> str:
     config = read_toml(run.config)
-    metrics = runs.read_metrics(run.metrics)
+    metrics = read_metrics(run.metrics)
     evaluation = _read_json(run.evaluation)
     parts = [f"<h1>resnette run: {_e(run.name)}</h1>", _summary(config, metrics, evaluation)]
     if metrics:
         parts += ["<h2>Training</h2>", _table(list(metrics), list(zip(*metrics.values())))]
     if evaluation:
         parts.append(_evaluation(evaluation))
-    figures = [_figure(run.plot(k), _CAPTIONS[k]) for k in runs.PLOT_NAMES if run.plot(k).is_file()]
+    figures = [_figure(run.plot(k), _CAPTIONS[k]) for k in PLOT_NAMES if run.plot(k).is_file()]
     if figures:
         parts += ["<h2>Plots</h2>", *figures]
-    parts += ["<h2>Configuration</h2>", _table(["key", "value"], sorted(config.items()))]
+    parts += ["<h2>Configuration</h2>",
+              _table(["key", "value"], sorted(config.items()), show_setting, by_row=True)]
     body = "\n".join(parts)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>resnette: {_e(run.name)}</title><style>{_STYLE}</style></head>"
@@ -62,23 +65,24 @@ def render(run: runs.Run) -> str:
 
 
 def _summary(config: dict, metrics: dict, evaluation: dict | None) -> str:
+    """The run at a glance: a two-column table whose left column names each row."""
     items = [("data", config.get("data")), ("architecture", config.get("arch")),
              ("image size", config.get("size")), ("epochs", len(metrics.get("epoch", [])))]
     for key in ("accuracy", "valid_loss"):
         if metrics.get(key):
-            items.append((f"final {key}", _fmt(metrics[key][-1])))
+            items.append((f"final {key}", show(key, metrics[key][-1])))
     if evaluation:
-        items.append(("evaluated accuracy", _fmt(evaluation.get("accuracy"))))
-    return _table(["", ""], items)
+        items.append(("evaluated accuracy", show("accuracy", evaluation.get("accuracy"))))
+    return _table(None, items)
 
 
 def _evaluation(ev: dict[str, Any]) -> str:
-    rows = [(k, _fmt(ev[k])) for k in ("split", "n", "accuracy", "top5", "loss") if k in ev]
-    out = ["<h2>Evaluation</h2>", _table(["measure", "value"], rows)]
+    rows = [(k, ev[k]) for k in ("split", "n", "accuracy", "top5", "loss") if k in ev]
+    out = ["<h2>Evaluation</h2>", _table(["measure", "value"], rows, by_row=True)]
     per_class = ev.get("per_class") or {}
     if per_class:
-        out.append(_table(["class", "accuracy", "images"],
-                          [(name, _fmt(v["accuracy"]), v["n"]) for name, v in per_class.items()]))
+        out.append(_table(["class", "accuracy", "n"],
+                          [(name, v["accuracy"], v["n"]) for name, v in per_class.items()]))
     return "\n".join(out)
 
 
@@ -88,19 +92,21 @@ def _figure(path: Path, caption: str) -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
-def _table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_e(_fmt(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]],
+           fmt: Callable[[str, Any], str] = show, by_row: bool = False) -> str:
+    """An HTML table (no header row when `header` is None). Each cell is written by
+    resnette.display's rule for its column's name or, with `by_row` (a key/value table), for
+    its row's name."""
+    def cell(row: Sequence[Any], j: int) -> str:
+        if by_row:
+            return str(row[0]) if j == 0 else fmt(str(row[0]), row[j])
+        return fmt(header[j] if header else "", row[j])
 
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
-    if isinstance(v, list):
-        return ", ".join(map(str, v))
-    return "" if v is None else str(v)
+    head = "" if header is None else ("<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header)
+                                      + "</tr></thead>")
+    body = "".join("<tr>" + "".join(f"<td>{_e(cell(row, j))}</td>" for j in range(len(row)))
+                   + "</tr>" for row in rows)
+    return f"<table>{head}<tbody>{body}</tbody></table>"
 
 
 def _e(v: Any) -> str:
@@ -112,3 +118,7 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return None
+
+
+def main(args: argparse.Namespace) -> None:
+    print(f"report: {build_report(args.run, args.out)}")

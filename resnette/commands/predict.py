@@ -1,24 +1,26 @@
-"""Using a trained model: predict images or folders, and evaluate it on labelled images.
+"""`resnette predict`: class names and probabilities for image files or folders.
 
 Images are prepared exactly as the validation set was during training (the same functions):
 decoded at the presize (shortest side scaled, centre square), resized to the training size,
-normalised with the run's mean and std. Flip test-time augmentation averages the probabilities of each image
-and its mirror image (the chapter's `tta`).
+normalised with the run's mean and std. Flip test-time augmentation averages the probabilities
+of each image and its mirror image (the chapter's `tta`, train/evaluation.py).
 """
 from __future__ import annotations
 
+import argparse
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from resnette.data.augment import resize_batch
 from resnette.data.decode import UnreadableImage, decode_image
 from resnette.data.folders import IMAGE_EXTENSIONS, image_files
-from resnette.trained import Trained
+from resnette.run.trained import Trained, load_trained
+from resnette.train.evaluation import probabilities
 from resnette.utils import ResnetteError
 
 
@@ -50,16 +52,6 @@ def prepare(paths: Sequence[Path], trained: Trained) -> torch.Tensor:
         arrays.append(img)
     return resize_batch(torch.from_numpy(np.stack(arrays)), cfg.size,
                         torch.tensor(trained.mean), torch.tensor(trained.std))
-
-
-@torch.no_grad()
-def probabilities(model: torch.nn.Module, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
-    """Softmax probabilities, averaged with the horizontally flipped images under TTA."""
-    model.eval()
-    probs = F.softmax(model(x).float(), dim=1)
-    if tta:
-        probs = (probs + F.softmax(model(x.flip(3)).float(), dim=1)) / 2
-    return probs
 
 
 @dataclass
@@ -94,19 +86,6 @@ def format_predictions(preds: Iterable[Prediction]) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------- evaluation
-
-@torch.no_grad()
-def collect(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-            tta: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Probabilities and targets for every batch (fastai's `get_preds`)."""
-    probs, targets = [], []
-    for x, y in batches:
-        probs.append(probabilities(model, x.float(), tta).cpu())
-        targets.append(y.cpu())
-    return torch.cat(probs), torch.cat(targets)
-
-
 def labelled_folder(folder: Path, trained: Trained, bs: int = 64):
     """Batches of a folder laid out <label>/*.jpg, labels mapped to the model's vocabulary."""
     files = [f for f in find_images([folder]) if f.parent.parent == folder]
@@ -122,35 +101,10 @@ def labelled_folder(folder: Path, trained: Trained, bs: int = 64):
         yield prepare(chunk, trained), torch.tensor([index[f.parent.name] for f in chunk])
 
 
-def summarize(probs: torch.Tensor, targets: torch.Tensor, names: Sequence[str]) -> dict:
-    """Accuracy, top-5 accuracy, loss, per-class accuracy and the confusion matrix."""
-    n_classes = probs.shape[1]
-    pred = probs.argmax(1)
-    k = min(5, n_classes)
-    top5 = (probs.topk(k, dim=1).indices == targets[:, None]).any(1).float().mean().item()
-    loss = F.nll_loss(probs.clamp_min(1e-12).log(), targets).item()
-    cm = torch.zeros(n_classes, n_classes, dtype=torch.int64)
-    cm.index_put_((targets, pred), torch.ones_like(targets), accumulate=True)
-    per_class = {}
-    for i, name in enumerate(names):
-        n = int(cm[i].sum())
-        per_class[name] = {"accuracy": (int(cm[i, i]) / n) if n else None, "n": n}
-    return {"n": len(targets), "accuracy": (pred == targets).float().mean().item(),
-            "top5": top5, "loss": loss, "per_class": per_class, "confusion": cm.tolist(),
-            "names": list(names)}
-
-
-def top_losses(probs: torch.Tensor, targets: torch.Tensor, n: int = 9) -> torch.Tensor:
-    """Indices of the `n` images with the highest cross-entropy loss, worst first."""
-    losses = -probs[torch.arange(len(targets)), targets].clamp_min(1e-12).log()
-    return losses.topk(min(n, len(losses))).indices
-
-
-def format_evaluation(ev: dict) -> str:
-    lines = [f"images     {ev['n']}", f"accuracy   {ev['accuracy']:.4f}",
-             f"top-5      {ev['top5']:.4f}", f"loss       {ev['loss']:.4f}", "", "per class:"]
-    width = max(len(n) for n in ev["per_class"])
-    for name, v in ev["per_class"].items():
-        acc = "   n/a" if v["accuracy"] is None else f"{v['accuracy']:.4f}"
-        lines.append(f"  {name:<{width}}  {acc}  ({v['n']} images)")
-    return "\n".join(lines)
+def main(args: argparse.Namespace) -> None:
+    trained = load_trained(args.model, config=args.config)
+    preds = predict_files(trained, find_images(args.images), k=args.top, tta=args.tta)
+    if args.json:
+        print(json.dumps([p.as_dict() for p in preds], indent=1))
+    else:
+        print(format_predictions(preds))

@@ -1,8 +1,8 @@
-"""A tiny in-memory DataLoaders that follows docs/DESIGN.md's data/ contract, for train tests.
+"""Test helpers (not tests): a tiny in-memory DataLoaders that follows docs/DESIGN.md's data/
+contract, and a tiny net, for the train tests.
 
 Three classes of 16x16 images, each class a bright square in its own colour plus noise: a
-small conv net learns it in a few epochs on the CPU in well under a second. The tests at the
-bottom check the fake itself keeps the contract the Learner relies on.
+small conv net learns it in a few epochs on the CPU in well under a second.
 """
 from __future__ import annotations
 
@@ -78,19 +78,3 @@ def tiny_net(c: int = 3) -> nn.Module:
         nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
         nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, c))
-
-
-def test_fake_batches_depend_only_on_seed_and_epoch():
-    a, b = FakeDataLoaders(), FakeDataLoaders()
-    a.train.set_epoch(3)
-    b.train.set_epoch(3, skip=2)
-    xa = [x for x, _ in a.train]
-    xb = [x for x, _ in b.train]
-    assert len(xa) == len(a.train) == 6 and len(xb) == 4
-    assert all(torch.equal(p, q) for p, q in zip(xa[2:], xb))
-
-
-def test_fake_valid_keeps_every_image_in_order():
-    dls = FakeDataLoaders()
-    ys = torch.cat([y for _, y in dls.valid])
-    assert torch.equal(ys, dls.valid.labels) and len(dls.valid) == 3

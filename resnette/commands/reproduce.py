@@ -8,6 +8,7 @@ nothing; it only proves that every experiment runs.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 from dataclasses import dataclass, field
@@ -17,11 +18,12 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from resnette.config import make_config
 from resnette.data.folders import IMAGE_EXTENSIONS
 from resnette.models import ConvLayer, create_model, init_cnn, pool_head
+from resnette.run.config import make_config
+from resnette.run.setup import build_data, make_learner
+from resnette.train.precision import resolve
 from resnette.utils import ResnetteError, atomic_write, seed_everything
-from resnette.workflow import build_data, make_learner, pick_device
 
 
 @dataclass
@@ -93,7 +95,7 @@ def run_experiment(exp: Experiment, data: str, quick: bool, out_dir: Path, quiet
         settings.update(epochs=1, size=32, presize=40 if not exp.on_digits else 32, bs=16)
     cfg = make_config(settings)
     seed_everything(cfg.seed)
-    dls = build_data(cfg, pick_device(cfg.device))
+    dls = build_data(cfg, str(resolve(cfg.precision, cfg.device).device))
     if exp.model is not None:
         model = exp.model(dls.c, dls.channels)
     else:
@@ -183,3 +185,9 @@ def markdown(chosen: list[Experiment], quick: bool) -> str:
                      f"{pct(r.get('accuracy'))} | {pct(e.book_accuracy)} | {sec(r.get('seconds'))} "
                      f"| {sec(e.book_seconds)} |")
     return "\n".join(lines) + "\n"
+
+
+def main(args: argparse.Namespace) -> None:
+    out = reproduce(args.what, only=args.only, quick=args.quick, data=args.data,
+                    out_dir=args.out, quiet=args.quiet)
+    print(f"\nwritten to {out}")

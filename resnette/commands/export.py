@@ -8,6 +8,7 @@ model from those two files alone.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -15,10 +16,11 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from resnette.config import save_config
-from resnette.trained import Trained, load_trained, metadata
+from resnette.run.config import save_config
+from resnette.run.folder import Run
+from resnette.run.trained import Trained, load_trained, metadata
+from resnette.train.checkpoints import save_weights
 from resnette.utils import ResnetteError, atomic_write
 
 FORMATS = ("onnx", "safetensors")
@@ -73,13 +75,10 @@ def _add_onnx_metadata(path: Path, props: dict[str, str]) -> None:
 
 def export_safetensors(trained: Trained, out_dir: str | Path) -> Path:
     """Write out_dir/model.safetensors (self-describing) and out_dir/config.toml."""
-    out_dir = Path(out_dir)
-    tensors = {k: v.detach().contiguous().cpu().clone()
-               for k, v in trained.model.state_dict().items()}
-    path = out_dir / "model.safetensors"
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata(trained)))
-    save_config(trained.config, out_dir / "config.toml")
-    return path
+    exported = Run(Path(out_dir))   # the same two names a run folder uses
+    save_weights(exported.model, trained.model, metadata(trained))
+    save_config(trained.config, exported.config)
+    return exported.model
 
 
 def load_exported(weights: str | Path, config: str | Path | None = None) -> Trained:
@@ -93,7 +92,11 @@ def export(source: str | Path, fmt: str, out: str | Path | None = None) -> Path:
         raise ResnetteError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     trained = load_trained(source)
     src = Path(source)
-    base = src if src.is_dir() else src.parent
+    beside = Run(src if src.is_dir() else src.parent)
     if fmt == "onnx":
-        return export_onnx(trained, Path(out) if out else base / "model.onnx")
-    return export_safetensors(trained, Path(out) if out else base / "export")
+        return export_onnx(trained, Path(out) if out else beside.onnx)
+    return export_safetensors(trained, Path(out) if out else beside.export)
+
+
+def main(args: argparse.Namespace) -> None:
+    print(f"exported {export(args.run, args.format, args.out)}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from resnette.train.optim import OPTIMIZERS  # one list, shared with the Learner
+from resnette.train.settings import LIMITS, check_limits
 from resnette.utils import ResnetteError, atomic_write
 
 
@@ -66,9 +66,11 @@ class TrainConfig:
                              "with this decay, e.g. 0.999")
     lr_find: bool = _opt(False, "run the learning rate finder first and save its plot")
     # -- the machine
-    precision: str = _opt("auto", "auto, fp32, bf16 or fp16 (fp16 needs a GPU)")
+    precision: str = _opt("auto", "auto, fp32, bf16 or fp16 (auto: bf16 where the hardware has "
+                          "it, else fp16 on a GPU, fp32 on a CPU; fp16 needs a GPU)")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
-    channels_last: bool = _opt(True, "channels-last memory format (faster convolutions)")
+    channels_last: bool | None = _opt(None, "channels-last memory format (default: where it pays: "
+                                      "on a GPU, not on a CPU, whose batchnorm is slower in it)")
     compile: bool = _opt(False, "torch.compile the model")
     seed: int = _opt(0, "random seed: the same seed on the same machine repeats a run")
     # -- many GPUs (torchrun; docs/DISTRIBUTED.md)
@@ -88,28 +90,12 @@ PRESETS: dict[str, dict[str, Any]] = {
                    augment=False),
 }
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("one_cycle", "flat_cos", "constant")
 
-# Range checks: key -> (test, what the value must be).
+# The Learner's limits (train/settings.py) plus those of the keys only a run has.
 _RANGES: dict[str, tuple[Any, str]] = {
-    "size": (lambda v: v >= 32, "at least 32 (five stride-2 layers need room)"),
-    "presize": (lambda v: v >= 32, "at least 32"),
-    "epochs": (lambda v: v >= 1, "at least 1"),
-    "bs": (lambda v: v >= 1, "at least 1"),
-    "lr": (lambda v: 0 < v < math.inf, "a positive number"),
-    "wd": (lambda v: 0 <= v < math.inf, "0 or more"),
-    "min_scale": (lambda v: 0 < v <= 1, "in (0, 1]"),
-    "valid_pct": (lambda v: v is None or 0 < v < 1, "in (0, 1)"),
-    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "mixup": (lambda v: v >= 0, "0 or more"),
-    "cutmix": (lambda v: v >= 0, "0 or more"),
-    "clip": (lambda v: v is None or v > 0, "positive"),
-    "ema": (lambda v: v is None or 0 < v < 1, "in (0, 1), e.g. 0.999"),
-    "progressive": (lambda v: all(s >= 32 for s in v), "a list of sizes, each at least 32"),
-    "precision": (lambda v: v in PRECISIONS, "one of " + ", ".join(PRECISIONS)),
+    **LIMITS,
     "schedule": (lambda v: v in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
-    "opt": (lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
     "data": (lambda v: v != "", "a dataset name or a folder"),
 }
 
@@ -154,15 +140,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     hints = type_hints()
     for f in fields(cfg):
         setattr(cfg, f.name, _check_type(f.name, getattr(cfg, f.name), hints[f.name]))
-    for key, (ok, what) in _RANGES.items():
-        value = getattr(cfg, key)
-        if not ok(value):
-            raise ResnetteError(f"config key '{key}' must be {what}, got {value!r}")
+    check_limits({f.name: getattr(cfg, f.name) for f in fields(cfg)}, "config key", _RANGES)
     if cfg.presize < cfg.size:
         raise ResnetteError(f"presize ({cfg.presize}) must be at least size ({cfg.size}): "
                             "images are cropped from the presized version")
-    if cfg.precision == "fp16" and cfg.device == "cpu":
-        raise ResnetteError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
     return cfg
 
 

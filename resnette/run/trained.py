@@ -17,8 +17,8 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open
 from torch import nn
 
-from resnette import runs
-from resnette.config import TrainConfig, make_config, read_toml, to_toml
+from resnette.run.config import TrainConfig, make_config, read_toml, to_toml
+from resnette.run.folder import Run, open_run
 from resnette.models import create_model
 from resnette.train.checkpoints import check_compatible
 from resnette.utils import ResnetteError
@@ -45,7 +45,7 @@ class Trained:
 
 def weights_file(path: Path) -> Path:
     """A run folder's best weights (the final ones when there is no best)."""
-    run = runs.Run(path)
+    run = Run(path)
     for f in (run.best, run.model):
         if f.is_file():
             return f
@@ -68,7 +68,7 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
     `config`, else its metadata, else the config.toml/classes.json beside it)."""
     path = Path(path)
     if path.is_dir():
-        runs.open_run(path)
+        open_run(path)
         weights_path, folder = weights_file(path), path
     else:
         weights_path, folder = path, path.parent
@@ -77,8 +77,8 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
         cfg = make_config(read_toml(config))
     elif META_CONFIG in meta:
         cfg = make_config(tomllib.loads(meta[META_CONFIG]))
-    elif (folder / "config.toml").is_file():
-        cfg = make_config(read_toml(folder / "config.toml"))
+    elif Run(folder).config.is_file():
+        cfg = make_config(read_toml(Run(folder).config))
     else:
         raise ResnetteError(f"{weights_path} has no config: pass --config config.toml or "
                             "keep the run folder's config.toml beside it")
@@ -93,7 +93,7 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
 
 
 def _classes(meta: dict[str, str], folders: list[Path], weights_path: Path) -> dict:
-    found = [f / "classes.json" for f in folders if (f / "classes.json").is_file()]
+    found = [Run(f).classes for f in folders if Run(f).classes.is_file()]
     if META_CLASSES in meta:
         data = json.loads(meta[META_CLASSES])
     elif found:

@@ -1,0 +1,70 @@
+"""`resnette evaluate`: a trained run measured on its validation split, its training split,
+or any folder laid out <label>/*.jpg. Results land in the run folder (evaluation.json, the
+confusion matrix and the top losses) and are returned for printing."""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from resnette import plots
+from resnette.commands.predict import labelled_folder
+from resnette.display import show
+from resnette.run.folder import Run, open_run, save_json
+from resnette.run.setup import build_data
+from resnette.run.trained import load_trained
+from resnette.train.evaluation import collect, summarize, top_losses
+from resnette.utils import ResnetteError
+
+
+def evaluate_run(run_path: str | Path, split: str = "valid", folder: str | Path | None = None,
+                 tta: bool = False, bs: int = 64) -> dict:
+    run = open_run(run_path)
+    trained = load_trained(run.path)
+    if folder is not None:
+        batches = list(labelled_folder(Path(folder), trained, bs))
+        return evaluate_into(run, trained.model, batches, trained.names, split=str(folder), tta=tta)
+    cfg = replace(trained.config, bs=bs, device="cpu")
+    dls = build_data(cfg, augment=False)
+    if list(dls.vocab) != list(trained.vocab):
+        raise ResnetteError(f"the data's classes ({', '.join(dls.vocab[:5])}, ...) are not the "
+                            f"run's ({', '.join(trained.vocab[:5])}, ...); was the folder changed?")
+    loader = dls.valid if split == "valid" else dls.train
+    return evaluate_into(run, trained.model, loader, trained.names, split=split, tta=tta)
+
+
+def evaluate_into(run: Run, model: torch.nn.Module, loader, names: list[str],
+                  split: str, tta: bool = False) -> dict:
+    """Evaluate on a loader and leave evaluation.json, the confusion matrix and the top losses."""
+    probs, targets = collect(model.float(), loader, tta)
+    ev = {"split": split, "tta": tta, **summarize(probs, targets, names)}
+    save_json(run.evaluation, ev)
+    plots.plot_confusion(ev["confusion"], names, run.plot("confusion"))
+    if hasattr(loader, "images") and not getattr(loader, "train", True):
+        # only the validation loader keeps its order, so position i is items[i]
+        worst, losses = top_losses(probs, targets, n=9)
+        p = probs[worst]
+        plots.plot_top_losses(loader.images(worst).permute(0, 2, 3, 1).numpy(),
+                              [names[i] for i in targets[worst]], [names[i] for i in p.argmax(1)],
+                              losses.tolist(), p.max(1).values.tolist(), run.plot("top_losses"))
+    return ev
+
+
+def format_evaluation(ev: dict) -> str:
+    """The numbers as people read them (resnette.display's rule)."""
+    lines = [f"{label:<11}{show(key, ev[key])}" for label, key in
+             (("images", "n"), ("accuracy", "accuracy"), ("top-5", "top5"), ("loss", "loss"))]
+    lines += ["", "per class:"]
+    width = max(len(n) for n in ev["per_class"])
+    for name, v in ev["per_class"].items():
+        acc = "n/a" if v["accuracy"] is None else show("accuracy", v["accuracy"])
+        lines.append(f"  {name:<{width}}  {acc:>8}  ({v['n']} images)")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> None:
+    ev = evaluate_run(args.run, split=args.split, folder=args.folder, tta=args.tta, bs=args.bs)
+    print(json.dumps(ev, indent=1) if args.json else format_evaluation(ev))

@@ -1,0 +1,39 @@
+"""`resnette lr-find`: the learning rate finder alone, its plot saved into a run folder."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from resnette.models import create_model
+from resnette.run.config import TrainConfig, save_config
+from resnette.run.folder import Run, save_classes
+from resnette.run.setup import build_data, check_arch, config_from_args, make_learner, open_run_for
+from resnette.train import distributed
+from resnette.train.lr_find import LRFindResult
+from resnette.train.precision import resolve
+from resnette.utils import ResnetteError, seed_everything
+
+
+def lr_find_run(cfg: TrainConfig, overwrite: bool = False, quiet: bool = False,
+                root: str | Path = "runs") -> tuple[Run, LRFindResult]:
+    """The sweep for `cfg`'s data and model; the plot lands in the run's plots folder."""
+    check_arch(cfg.arch)
+    if distributed.launched():
+        raise ResnetteError("`resnette lr-find` runs in one process; run it without torchrun "
+                            "(or use `resnette train --lr-find` under torchrun)")
+    device = resolve(cfg.precision, cfg.device).device
+    cfg, run = open_run_for(cfg, False, overwrite, root)
+    save_config(cfg, run.config)
+    seed_everything(cfg.seed)
+    dls = build_data(cfg, str(device))
+    save_classes(run, dls.vocab, dls.names, dls.mean, dls.std, dls.channels)
+    model = create_model(cfg.arch, n_out=dls.c, c_in=dls.channels)
+    found = make_learner(cfg, dls, model, run, quiet).lr_find()
+    return run, found
+
+
+def main(args: argparse.Namespace) -> None:
+    run, found = lr_find_run(config_from_args(args), overwrite=args.overwrite, quiet=args.quiet)
+    print(f"suggested learning rates: valley {found.valley:.2e}  steepest "
+          f"{found.steepest:.2e}  minimum/10 {found.minimum:.2e}")
+    print(f"plot: {run.plot('lr_find')}")

@@ -1,0 +1,132 @@
+"""From a TrainConfig to what training needs: a prepared run folder, the data, a Learner.
+
+Used by `resnette train`, `lr-find`, `evaluate` and `reproduce`, so each builds these one
+way. The work itself is done by resnette.data, resnette.models and resnette.train.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Iterable
+
+from resnette.models import list_models
+from resnette.run.config import TrainConfig, make_config, read_toml
+from resnette.run.folder import Run, resolve
+from resnette.train import distributed
+from resnette.train.callbacks import Callback
+from resnette.train.checkpoints import load_checkpoint
+from resnette.train.learner import Learner
+from resnette.train.settings import Settings
+from resnette.utils import ResnetteError
+
+
+def prepare(path: str | Path, resume: bool = False, overwrite: bool = False) -> Run:
+    """Create (or reopen for --resume) a run folder, refusing to clobber an existing run."""
+    run = Run(Path(path))
+    taken = run.path.exists() and any(run.path.iterdir())
+    if resume:
+        if not run.checkpoint.is_file():
+            raise ResnetteError(f"cannot resume: {run.checkpoint} does not exist; "
+                                "start a new run without --resume")
+        load_checkpoint(run.checkpoint)  # damaged or unsafe: say so before anything is touched
+        for stale in run.path.glob(".*.tmp"):  # atomic_write's leftovers from a killed process
+            stale.unlink(missing_ok=True)
+    elif taken:
+        if not overwrite:
+            raise ResnetteError(f"run folder {run.path} already exists; pass --resume to "
+                                "continue it, --overwrite to replace it, or choose --name")
+        if not run.exists():
+            # Only ever delete what looks like one of our runs, never a folder of photos
+            # that was passed as --run-dir by mistake.
+            raise ResnetteError(f"{run.path} is not empty and is not a resnette run folder "
+                                "(no config.toml); refusing to overwrite it")
+        shutil.rmtree(run.path)
+    _check_writable(run.path)
+    run.plots.mkdir(exist_ok=True)
+    return run
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe"):
+            pass
+    except OSError as e:
+        raise ResnetteError(f"cannot write to run folder {folder} ({e.strerror}); "
+                            "choose another --run-dir") from None
+
+
+def open_run_for(cfg: TrainConfig, resume: bool, overwrite: bool, root: str | Path = "runs"
+                 ) -> tuple[TrainConfig, Run]:
+    """The config with its run's final name, and the prepared run folder."""
+    path, chosen = resolve(cfg.name, cfg.run_dir, cfg.data, cfg.arch, cfg.size, root)
+    if resume and not chosen:
+        raise ResnetteError("--resume needs the run to continue: pass --name NAME or --run-dir DIR")
+    run = prepare(path, resume=resume, overwrite=overwrite)
+    return replace(cfg, name=run.name), run
+
+
+def resume_config(name: str | None, run_dir: str | None, flags: dict, root: str | Path = "runs"
+                  ) -> TrainConfig:
+    """On --resume the run's own config.toml is the base; flags still override it."""
+    path, _ = resolve(name, run_dir, "", "", 0, root)
+    run = Run(path)
+    if not run.config.is_file():
+        raise ResnetteError(f"cannot resume: {run.config} does not exist; check --name/--run-dir")
+    return make_config(read_toml(run.config), flags)
+
+
+def config_from_args(args) -> TrainConfig:
+    """The config of `resnette train`/`lr-find`: the flags typed (argparse leaves the others
+    out) over the --config file, or with --resume over the run's own config.toml."""
+    flags = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    if getattr(args, "resume", False) and not args.config:
+        return resume_config(flags.get("name"), flags.get("run_dir"), flags)
+    return make_config(read_toml(args.config) if args.config else {}, flags)
+
+
+def check_arch(arch: str) -> None:
+    """Fail on a misspelt --arch before any data is downloaded or decoded."""
+    if arch not in list_models():
+        raise ResnetteError(f"unknown architecture {arch!r}; choose one of: " + ", ".join(list_models()))
+
+
+def build_data(cfg: TrainConfig, device: str = "cpu", augment: bool | None = None,
+               rank: int = 0, world_size: int = 1):
+    """The DataLoaders the config describes (the loaders check the batch size against the data)."""
+    from resnette.data import get_data
+    kwargs = dict(size=cfg.size, presize=cfg.presize, bs=cfg.bs, seed=cfg.seed, device=device,
+                  augment=cfg.augment if augment is None else augment, min_scale=cfg.min_scale,
+                  rank=rank, world_size=world_size)
+    if cfg.data_dir:
+        kwargs["data_dir"] = cfg.data_dir
+    if cfg.valid_pct is not None:  # None means "the dataset's own split": let it choose
+        kwargs["valid_pct"] = cfg.valid_pct
+    return get_data(cfg.data, **kwargs)
+
+
+def train_images(dls) -> int:
+    """The training set's size: every image, not only those in full batches."""
+    return len(dls.train.items)
+
+
+def progressive_schedule(sizes: list[int], epochs: int) -> list[tuple[int, int]]:
+    """Sizes spread evenly over the epochs, as the Learner's (first epoch, size) pairs."""
+    return [(round(i * epochs / len(sizes)), s) for i, s in enumerate(sizes)]
+
+
+def peak_lr(cfg: TrainConfig) -> float:
+    """cfg.lr, times the number of processes with --scale-lr (the linear scaling rule)."""
+    return distributed.scale_lr(cfg.lr, distributed.world_size()) if cfg.scale_lr else cfg.lr
+
+
+def make_learner(cfg: TrainConfig, dls, model, run: Run | None, quiet: bool,
+                 callbacks: Iterable[Callback] = ()) -> Learner:
+    """The Learner for `cfg`: every Settings field the config shares is taken as it is."""
+    shared = {f.name: getattr(cfg, f.name) for f in fields(Settings) if hasattr(cfg, f.name)}
+    shared.update(lr=peak_lr(cfg), progressive=progressive_schedule(cfg.progressive, cfg.epochs),
+                  quiet=quiet)
+    metrics = ["accuracy", "top_k_accuracy"] if dls.c > 5 else ["accuracy"]
+    return Learner(dls, model, metrics=metrics, run_dir=run, callbacks=callbacks, **shared)
