@@ -243,3 +243,21 @@ def test_labels_that_differ_only_in_unicode_normalisation_are_one_class(tmp_path
     s = scan_folder(root)
     assert s.vocab == ["café", "dog"] and s.vocab[0] == nfc
     assert (s.labels == 0).sum() == 7     # 2 + 2 train, 2 + 1 valid
+
+
+def test_data_modules_import_one_way():
+    """No cycles among resnette/data modules, counting imports inside functions too (the
+    datasets <-> digits pair used to import each other lazily)."""
+    import ast
+
+    import resnette.data
+
+    here = Path(resnette.data.__file__).parent
+    graph = {}
+    for f in here.glob("*.py"):
+        graph[f.stem] = {n.module.split(".")[2] for n in ast.walk(ast.parse(f.read_text()))
+                         if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("resnette.data.")}
+
+    def reaches(start, goal, seen=()):
+        return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d))) for d in graph.get(start, ()))
+    assert [m for m in graph if reaches(m, m)] == []

@@ -1,17 +1,20 @@
-"""The user's entry points: any folder, a named dataset, or "digits", as DataLoaders."""
+"""The user's entry points: any folder, a named dataset, or "digits", as DataLoaders.
+
+`from_arrays` (the step every entry point ends with) lives in `arrays`, below both this
+module and `digits`, so the imports go one way: arrays <- digits <- datasets.
+"""
 from __future__ import annotations
 
 import os
 import warnings
 from pathlib import Path
 
-import numpy as np
-
-from resnette.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
+from resnette.data.arrays import from_arrays
 from resnette.data.cache import decoded_store
 from resnette.data.decode import unreadable_warning
+from resnette.data.digits import digits
 from resnette.data.folders import human_names, scan_folder
-from resnette.data.loaders import DataLoaders, Loader
+from resnette.data.loaders import DataLoaders
 from resnette.data.sources import DATASETS, untar_data
 from resnette.utils import ResnetteError
 
@@ -44,30 +47,6 @@ def folder(path: str | os.PathLike, size: int = 128, presize: int = 160, bs: int
                        resident=resident)
 
 
-def from_arrays(images: np.ndarray, labels: np.ndarray, items: list[str], is_valid: np.ndarray,
-                is_train: np.ndarray, vocab: list[str], names: list[str], *, size: int, bs: int,
-                seed: int = 0, device: str = "cpu", augment: bool = True, min_scale: float = 0.5,
-                rank: int = 0, world_size: int = 1, channels_last: bool = False, prefetch: int = 2,
-                workers: int = 2, resident: bool | None = None) -> DataLoaders:
-    """DataLoaders over a uint8 N,P,P,C array (a memory map or in memory) and its labels."""
-    channels = images.shape[-1]
-    mean = IMAGENET_MEAN if channels == 3 else (sum(IMAGENET_MEAN) / 3,)
-    std = IMAGENET_STD if channels == 3 else (sum(IMAGENET_STD) / 3,)
-    train_idx, valid_idx = np.flatnonzero(is_train), np.flatnonzero(is_valid)
-    if len(train_idx) == 0 or len(valid_idx) == 0:
-        raise ResnetteError(f"{len(train_idx)} readable training and {len(valid_idx)} validation "
-                            "images; both splits need images")
-    common = dict(size=size, mean=mean, std=std, seed=seed, device=device, rank=rank,
-                  world_size=world_size, channels_last=channels_last, prefetch=prefetch,
-                  workers=workers, resident=resident)
-    aug = AugmentConfig(min_scale=min_scale) if augment else None
-    train = Loader(images, train_idx, labels[train_idx], [items[i] for i in train_idx], bs=bs,
-                   train=True, augment=aug, **common)
-    valid = Loader(images, valid_idx, labels[valid_idx], [items[i] for i in valid_idx], bs=bs,
-                   train=False, **common)
-    return DataLoaders(train, valid, vocab, names, channels, mean, std)
-
-
 def imagenette(size: int = 128, presize: int = 160, bs: int = 128, variant: str = "160",
                data_dir: str | os.PathLike | None = None, url: str | None = None, **kwargs) -> DataLoaders:
     """Imagenette (variant "160", "320" or "full"), downloaded once, as DataLoaders."""
@@ -96,8 +75,6 @@ def get_data(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None
     if name in DATASETS:
         return folder(untar_data(name, data_dir, url), **kwargs)
     if name == "digits":
-        from resnette.data.digits import digits
-
         return digits(**kwargs)
     path = Path(name).expanduser()
     if path.is_dir():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from resnette.data.arrays import from_arrays
 from resnette.data.loaders import DataLoaders
 from resnette.utils import ResnetteError
 
@@ -17,8 +18,6 @@ DIGITS_SIZE = 32
 def digits(size: int = DIGITS_SIZE, bs: int = 64, valid_pct: float = 0.2, seed: int = 0,
            channels: int = 3, presize: int | None = None, **kwargs) -> DataLoaders:
     """DataLoaders over sklearn's digits: seeded `valid_pct` split, labels "0".."9"."""
-    from resnette.data.datasets import from_arrays
-
     try:
         from sklearn.datasets import load_digits
     except ImportError:
