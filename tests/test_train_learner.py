@@ -155,3 +155,15 @@ def test_bad_arguments_say_what_to_do():
         make_learner(metrics=["f1"])
     with pytest.raises(ResnetteError, match="epoch"):
         make_learner().fit_one_cycle(0, 1e-3)
+    with pytest.raises(ResnetteError, match="unknown Learner setting 'lrr' .did you mean 'lr'"):
+        make_learner(lrr=1e-3)
+
+
+def test_the_learner_and_the_config_refuse_a_value_with_the_same_limits():
+    from resnette.run.config import make_config
+    for key, bad in (("label_smoothing", 1.0), ("ema", 1.5), ("lr", -1.0), ("clip", 0.0)):
+        with pytest.raises(ResnetteError) as api:
+            make_learner(**{key: bad})
+        with pytest.raises(ResnetteError) as cli:
+            make_config({key: bad})
+        assert str(api.value).replace("setting", "config key") == str(cli.value)
