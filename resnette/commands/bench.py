@@ -53,15 +53,6 @@ def matmul_rate(dtype: torch.dtype = torch.bfloat16, n: int = 1024, reps: int = 
     return 2 * n**3 / _median_seconds(step, reps, warmup=1)
 
 
-def has_fast_bf16(device: str = "cpu") -> bool:
-    """Whether bfloat16 matrix products are at least as fast as float32 here: a measurement
-    that `resnette bench` can show beside train/precision.py's choice (which reads the CPU's
-    feature flag instead, so that the choice is the same in every process)."""
-    n = 256
-    return matmul_rate(torch.bfloat16, n, reps=3, device=device) >= matmul_rate(
-        torch.float32, n, reps=3, device=device)
-
-
 def _autocast(precision: str, device: str):
     return autocast(precision, torch.device(device).type)
 
