@@ -12,9 +12,10 @@ import importlib
 import os
 import sys
 from dataclasses import MISSING, fields
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from resnette.run import config as config_mod
+from resnette.train.settings import LIMITS
 from resnette.utils import ResnetteError
 
 EXAMPLES = {
@@ -48,6 +49,10 @@ EXAMPLES = {
     "bench": """examples:
   resnette bench
   resnette bench --quick""",
+    "recipes": """examples:
+  resnette recipes                                   # the list, one line each
+  resnette recipes fast                              # one recipe's settings
+  resnette train --recipe fast --data imagenette-160 # flags still override it""",
     "report": """examples:
   resnette report runs/digits-xresnet18-32px        # -> runs/digits-xresnet18-32px/report.html""",
 }
@@ -82,6 +87,37 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                                metavar=f.name.upper(), help=help_text)
 
 
+def limited(key: str, kind: type = int) -> Callable[[str], Any]:
+    """An argparse type for a flag that shares a setting's limits (train/settings.py's LIMITS,
+    the one table): `--bs 0` is refused by the parser, one line, exit 2, like `train --bs 0`."""
+    test, what = LIMITS[key]
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+    convert.__name__ = kind.__name__  # argparse names the type in its own messages
+    return convert
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type for a count that is not a setting (top-k, classes, channels)."""
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    convert.__name__ = "int"
+    return convert
+
+
 def _show(v: Any) -> str:
     return "unset" if v is None else str(v)
 
@@ -96,7 +132,7 @@ def version() -> str:
 # the module of resnette/commands/ that runs each verb
 COMMANDS = {"train": "train", "lr-find": "lr_find", "evaluate": "evaluate", "predict": "predict",
             "export": "export", "summary": "summary", "reproduce": "reproduce", "bench": "bench",
-            "report": "report"}
+            "report": "report", "recipes": "recipes"}
 
 
 # --------------------------------------------------------------------------- parser
@@ -129,13 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("valid", "train"), default="valid")
     p.add_argument("--folder", help="evaluate a folder laid out <label>/*.jpg instead")
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped images")
-    p.add_argument("--bs", type=int, default=64, help="batch size (default: 64)")
+    p.add_argument("--bs", type=limited("bs"), default=64, help="batch size (default: 64)")
+    p.add_argument("--test-size", type=int, help="evaluate at this size (default: the run's "
+                   "--test-size, else its --size)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
     p = command("predict", "class names and probabilities for images")
     p.add_argument("model", help="run folder or .safetensors file")
     p.add_argument("images", nargs="+", help="image files or folders")
-    p.add_argument("--top", "-k", type=int, default=3, help="how many classes to show (default: 3)")
+    p.add_argument("--top", "-k", type=at_least(1), default=3, help="how many classes to show (default: 3)")
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped images")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--config", help="config.toml for a bare .safetensors file")
@@ -147,9 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("summary", "layer table: output shapes, parameters, multiply-adds")
     p.add_argument("arch", nargs="?", help="architecture name")
-    p.add_argument("--size", type=int, default=128, help="input size (default: 128)")
-    p.add_argument("--c-in", type=int, default=3, help="input channels (default: 3)")
-    p.add_argument("--classes", type=int, default=10, help="outputs (default: 10)")
+    p.add_argument("--size", type=limited("size"), default=128, help="input size (default: 128)")
+    p.add_argument("--c-in", type=at_least(1), default=3, help="input channels (default: 3)")
+    p.add_argument("--classes", type=at_least(1), default=10, help="outputs (default: 10)")
     p.add_argument("--list", action="store_true", help="list the architectures")
 
     p = command("reproduce", "rerun the chapter's experiments beside its numbers")
@@ -162,7 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("bench", "data, model and end-to-end throughput of this machine")
     p.add_argument("--quick", action="store_true", help="shorter timings")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", type=limited("device", str), default="auto",
+                   help="auto, cpu, cuda or cuda:N")
+
+    p = command("recipes", "the named training recipes (--recipe NAME)")
+    p.add_argument("name", nargs="?", help="show this recipe's settings")
 
     p = command("report", "one self-contained HTML page about a run")
     p.add_argument("run", help="run folder")

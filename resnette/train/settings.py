@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -21,8 +22,8 @@ LIMITS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "lr": (lambda v: 0 < v < math.inf, "a positive number"),
     "wd": (lambda v: 0 <= v < math.inf, "0 or more"),
     "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "mixup": (lambda v: 0 <= v < math.inf, "0 or more"),
-    "cutmix": (lambda v: 0 <= v < math.inf, "0 or more"),
+    "mixup": (lambda v: 0 <= v < math.inf, "a finite Beta alpha, 0 (off) or more, e.g. 0.2-1"),
+    "cutmix": (lambda v: 0 <= v < math.inf, "a finite Beta alpha, 0 (off) or more, e.g. 1"),
     "clip": (lambda v: v is None or 0 < v < math.inf, "positive"),
     "ema": (lambda v: v is None or 0 < v < 1, "in (0, 1), e.g. 0.999"),
     "precision": (lambda v: v in PRECISIONS, "one of " + ", ".join(PRECISIONS)),
@@ -34,6 +35,9 @@ LIMITS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "min_scale": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "valid_pct": (lambda v: v is None or 0 < v < 1, "in (0, 1)"),
     "progressive": (lambda v: all(s >= 32 for s in v), "a list of sizes, each at least 32"),
+    "seed": (lambda v: 0 <= v < 2**32, "an integer in 0..4294967295"),
+    "device": (lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(v)) is not None,
+               "auto, cpu, cuda or cuda:N"),
 }
 
 
