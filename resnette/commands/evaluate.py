@@ -13,6 +13,7 @@ import torch
 from resnette import plots
 from resnette.commands.predict import labelled_folder
 from resnette.display import show
+from resnette.run.config import validate
 from resnette.run.folder import Run, open_run, save_json
 from resnette.run.setup import build_data
 from resnette.run.trained import load_trained
@@ -21,13 +22,15 @@ from resnette.utils import ResnetteError
 
 
 def evaluate_run(run_path: str | Path, split: str = "valid", folder: str | Path | None = None,
-                 tta: bool = False, bs: int = 64) -> dict:
+                 tta: bool = False, bs: int = 64, test_size: int | None = None) -> dict:
+    """`test_size` overrides the size the run validates at (its --test-size, else --size)."""
     run = open_run(run_path)
     trained = load_trained(run.path)
     if folder is not None:
         batches = list(labelled_folder(Path(folder), trained, bs))
         return evaluate_into(run, trained.model, batches, trained.names, split=str(folder), tta=tta)
-    cfg = replace(trained.config, bs=bs, device="cpu")
+    cfg = validate(replace(trained.config, bs=bs, device="cpu",
+                           test_size=test_size or trained.config.test_size))
     dls = build_data(cfg, augment=False)
     if list(dls.vocab) != list(trained.vocab):
         raise ResnetteError(f"the data's classes ({', '.join(dls.vocab[:5])}, ...) are not the "
@@ -66,5 +69,6 @@ def format_evaluation(ev: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> None:
-    ev = evaluate_run(args.run, split=args.split, folder=args.folder, tta=args.tta, bs=args.bs)
+    ev = evaluate_run(args.run, split=args.split, folder=args.folder, tta=args.tta, bs=args.bs,
+                      test_size=args.test_size)
     print(json.dumps(ev, indent=1) if args.json else format_evaluation(ev))

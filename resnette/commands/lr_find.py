@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from resnette.models import create_model
 from resnette.run.config import TrainConfig, save_config
 from resnette.run.folder import Run, save_classes
-from resnette.run.setup import build_data, check_arch, config_from_args, make_learner, open_run_for
+from resnette.run.setup import (build_data, check_arch, config_from_args, make_learner, model_for,
+                                open_run_for)
 from resnette.train import distributed
 from resnette.train.lr_find import LRFindResult
 from resnette.train.precision import resolve
@@ -27,7 +27,7 @@ def lr_find_run(cfg: TrainConfig, overwrite: bool = False, quiet: bool = False,
     seed_everything(cfg.seed)
     dls = build_data(cfg, str(device))
     save_classes(run, dls.vocab, dls.names, dls.mean, dls.std, dls.channels)
-    model = create_model(cfg.arch, n_out=dls.c, c_in=dls.channels)
+    model = model_for(cfg, dls.c, dls.channels)
     found = make_learner(cfg, dls, model, run, quiet).lr_find()
     return run, found
 

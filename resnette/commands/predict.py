@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from resnette.data.augment import resize_batch
+from resnette.run.config import eval_size
 from resnette.data.decode import UnreadableImage, decode_image
 from resnette.data.folders import IMAGE_EXTENSIONS, image_files
 from resnette.run.trained import Trained, load_trained
@@ -50,7 +51,7 @@ def prepare(paths: Sequence[Path], trained: Trained) -> torch.Tensor:
         except UnreadableImage as e:
             raise ResnetteError(f"cannot read image {p} ({e})") from None
         arrays.append(img)
-    return resize_batch(torch.from_numpy(np.stack(arrays)), cfg.size,
+    return resize_batch(torch.from_numpy(np.stack(arrays)), eval_size(cfg),
                         torch.tensor(trained.mean), torch.tensor(trained.std))
 
 

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from resnette.data.folders import IMAGE_EXTENSIONS
-from resnette.models import ConvLayer, create_model, init_cnn, pool_head
+from resnette.models import ConvLayer, init_cnn, pool_head
 from resnette.run.config import make_config
-from resnette.run.setup import build_data, make_learner
+from resnette.run.setup import build_data, make_learner, model_for
 from resnette.train.precision import resolve
 from resnette.utils import ResnetteError, atomic_write, seed_everything
 
@@ -99,7 +99,7 @@ def run_experiment(exp: Experiment, data: str, quick: bool, out_dir: Path, quiet
     if exp.model is not None:
         model = exp.model(dls.c, dls.channels)
     else:
-        model = create_model(cfg.arch, n_out=dls.c, c_in=dls.channels)
+        model = model_for(cfg, dls.c, dls.channels)
     learn = make_learner(cfg, dls, model, None, quiet)
     if exp.lr_find:
         found = learn.lr_find(num_it=20 if quick else 100, plot=out_dir / "lr_find.png")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from resnette import plots
 from resnette.commands.evaluate import evaluate_into
-from resnette.models import create_model
 from resnette.run.config import TrainConfig, save_config
 from resnette.run.folder import Run, read_metrics, save_classes
 from resnette.run.setup import (build_data, check_arch, config_from_args, make_learner,
-                                open_run_for, peak_lr, train_images)
+                                model_for, open_run_for, peak_lr, schedule_options,
+                                train_images)
 from resnette.run.trained import init_from
 from resnette.train import distributed
 from resnette.train.callbacks import SaveBest
@@ -52,7 +52,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume: bool, overwrite: bool,
     fit = {"one_cycle": learn.fit_one_cycle, "flat_cos": learn.fit_flat_cos,
            "constant": learn.fit}[cfg.schedule]
     try:
-        fit(cfg.epochs, peak_lr(cfg), resume=resume)
+        fit(cfg.epochs, peak_lr(cfg), resume=resume, **schedule_options(cfg))
     except TrainingInterrupted as e:
         raise ResnetteError(f"{e.reason}; {run.checkpoint} is saved: continue with "
                             f"`resnette train --resume --run-dir {run.path}`") from None
@@ -73,7 +73,7 @@ def _start(cfg: TrainConfig, run: Run, resume: bool, quiet: bool, d: distributed
     if d.is_main:
         save_classes(run, dls.vocab, dls.names, dls.mean, dls.std, dls.channels)
         dls.show_batch(run.plot("batch"))
-    model = create_model(cfg.arch, n_out=dls.c, c_in=dls.channels)
+    model = model_for(cfg, dls.c, dls.channels)
     if cfg.init_from and not resume:
         _say(init_from(model, cfg.init_from, cfg.arch), quiet)
     if cfg.sync_bn:

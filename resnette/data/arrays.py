@@ -11,10 +11,12 @@ from resnette.utils import ResnetteError
 
 def from_arrays(images: np.ndarray, labels: np.ndarray, items: list[str], is_valid: np.ndarray,
                 is_train: np.ndarray, vocab: list[str], names: list[str], *, size: int, bs: int,
-                seed: int = 0, device: str = "cpu", augment: bool = True, min_scale: float = 0.5,
+                seed: int = 0, device: str = "cpu", augment: bool | str = True, min_scale: float = 0.5,
                 rank: int = 0, world_size: int = 1, channels_last: bool = False, prefetch: int = 2,
                 workers: int = 2, resident: bool | None = None) -> DataLoaders:
-    """DataLoaders over a uint8 N,P,P,C array (a memory map or in memory) and its labels."""
+    """DataLoaders over a uint8 N,P,P,C array (a memory map or in memory) and its labels.
+
+    `augment`: True or "chapter" (aug_transforms), "crop_flip", or False (see AugmentConfig.named)."""
     channels = images.shape[-1]
     mean = IMAGENET_MEAN if channels == 3 else (sum(IMAGENET_MEAN) / 3,)
     std = IMAGENET_STD if channels == 3 else (sum(IMAGENET_STD) / 3,)
@@ -25,7 +27,10 @@ def from_arrays(images: np.ndarray, labels: np.ndarray, items: list[str], is_val
     common = dict(size=size, mean=mean, std=std, seed=seed, device=device, rank=rank,
                   world_size=world_size, channels_last=channels_last, prefetch=prefetch,
                   workers=workers, resident=resident)
-    aug = AugmentConfig(min_scale=min_scale) if augment else None
+    try:
+        aug = AugmentConfig.named(augment, min_scale)
+    except ValueError as e:
+        raise ResnetteError(str(e)) from None
     train = Loader(images, train_idx, labels[train_idx], [items[i] for i in train_idx], bs=bs,
                    train=True, augment=aug, **common)
     valid = Loader(images, valid_idx, labels[valid_idx], [items[i] for i in valid_idx], bs=bs,

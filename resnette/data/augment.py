@@ -48,6 +48,20 @@ class AugmentConfig:
     p_lighting: float = 0.75        # each of brightness, contrast
     pad_mode: str = "reflection"    # what the grid sees outside the image after rotation
 
+    @classmethod
+    def named(cls, style: str | bool, min_scale: float = 0.5) -> "AugmentConfig | None":
+        """`True`/"chapter": aug_transforms as above; "crop_flip": the random resized crop and
+        the flip only (the Imagenette leaderboard's augmentation: short runs learn faster
+        without rotation, warp and lighting, see docs/RECIPES.md); `False`: none."""
+        if style is False or style is None:
+            return None
+        if style is True or style == "chapter":
+            return cls(min_scale=min_scale)
+        if style == "crop_flip":
+            return cls(min_scale=min_scale, max_rotate=0.0, max_zoom=1.0, max_warp=0.0,
+                       p_affine=0.0, max_lighting=0.0, p_lighting=0.0)
+        raise ValueError(f"unknown augmentation {style!r}; choose chapter or crop_flip")
+
 
 def draw_params(n: int, cfg: AugmentConfig, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Per-image random parameters, drawn in a fixed order from `gen` (CPU, float64)."""

@@ -20,7 +20,7 @@ from resnette.utils import ResnetteError
 
 
 def folder(path: str | os.PathLike, size: int = 128, presize: int = 160, bs: int = 128,
-           valid_pct: float | None = None, seed: int = 0, device: str = "cpu", augment: bool = True,
+           valid_pct: float | None = None, seed: int = 0, device: str = "cpu", augment: bool | str = True,
            min_scale: float = 0.5, cache_dir: str | os.PathLike | None = None, rank: int = 0,
            world_size: int = 1, channels: int = 3, method: str = "crop", workers: int = 2,
            channels_last: bool = False, prefetch: int = 2, resident: bool | None = None) -> DataLoaders:
@@ -29,7 +29,8 @@ def folder(path: str | os.PathLike, size: int = 128, presize: int = 160, bs: int
     Images are decoded once at `presize` into a cache under `cache_dir` (default
     `$RESNETTE_HOME/decoded`, i.e. `~/.cache/resnette/decoded`); unreadable files are skipped
     with one warning. Train batches are augmented like the chapter's
-    `aug_transforms(min_scale=0.5, size=size)`; valid batches are resized to `size`. On a
+    `aug_transforms(min_scale=0.5, size=size)` (`augment="crop_flip"`: crop and flip only);
+    valid batches are resized to `size`. On a
     CUDA device the decoded images move to the GPU once when they fit (`resident=None`;
     True/False forces either way), else batches stream from the cache.
     """

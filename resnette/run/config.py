@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from resnette.run import recipes
 from resnette.train.settings import LIMITS, check_limits
 from resnette.utils import ResnetteError, atomic_write
 
@@ -40,19 +41,30 @@ class TrainConfig:
     run_dir: str | None = _opt(None, "run folder (default: runs/<name>)")
     init_from: str | None = _opt(None, "start from another run's weights (a run folder or a "
                                  ".safetensors file); the head is fresh when classes differ")
+    recipe: str | None = _opt(None, "a named recipe (`resnette recipes`): chapter, fast or "
+                              "leaderboard; its settings sit under the config file and the flags")
     # -- the model
     arch: str = _opt("xresnet18", "architecture (see `resnette summary --list`)")
+    act: str = _opt("relu", "activation of the XResNets and chapter nets: relu, mish or silu")
+    sa: bool = _opt(False, "XResNets: simple self-attention in the first stage's last block")
+    blur: bool = _opt(False, "XResNets: blur-pool (anti-aliased) downsampling, MaxBlurPool in the stem")
     # -- images: the chapter's Resize(presize) then a random crop to `size`
     size: int = _opt(128, "training image size in pixels (crop size)")
     presize: int = _opt(160, "size images are decoded and cached at, before augmentation")
-    augment: bool = _opt(True, "random resized crop, flip, rotation, warp, lighting")
+    augment: bool = _opt(True, "augment the training images (see --aug)")
+    aug: str = _opt("chapter", "which augmentation: chapter (aug_transforms: random resized crop, "
+                    "flip, rotation, zoom, warp, lighting) or crop_flip (the crop and flip only)")
     min_scale: float = _opt(0.5, "smallest fraction of the image a random crop keeps")
     valid_pct: float | None = _opt(None, "random validation split when the folder has none")
+    test_size: int | None = _opt(None, "size the validation images are resized to (default: "
+                                 "--size); larger than the last training size can score higher")
     # -- the schedule: the chapter trains every net with fit_one_cycle(5, 3e-3)
     epochs: int = _opt(5, "number of epochs")
     lr: float = _opt(3e-3, "peak learning rate")
     bs: int = _opt(128, "batch size (per process under torchrun: a step sees bs x processes)")
     schedule: str = _opt("one_cycle", "learning rate schedule: one_cycle, flat_cos or constant")
+    pct_start: float | None = _opt(None, "fraction of training before the anneal (default: "
+                                   "0.25 for one_cycle, 0.75 for flat_cos)")
     opt: str = _opt("adamw", "optimizer: adamw, sgd or ranger")
     wd: float = _opt(0.01, "weight decay (never on batchnorm or bias)")
     # -- the extras from the chapter and the Imagenette leaderboard
@@ -91,13 +103,26 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 SCHEDULES = ("one_cycle", "flat_cos", "constant")
+AUGS = ("chapter", "crop_flip")
+ACTS = ("relu", "mish", "silu")
 
 # The Learner's limits (train/settings.py) plus those of the keys only a run has.
 _RANGES: dict[str, tuple[Any, str]] = {
     **LIMITS,
     "schedule": (lambda v: v in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
     "data": (lambda v: v != "", "a dataset name or a folder"),
+    "aug": (lambda v: v in AUGS, "one of " + ", ".join(AUGS)),
+    "act": (lambda v: v in ACTS, "one of " + ", ".join(ACTS)),
+    "test_size": (lambda v: v is None or v >= 32, "at least 32"),
+    "pct_start": (lambda v: v is None or 0 <= v < 1, "in [0, 1)"),
+    "recipe": (lambda v: v is None or v in recipes.names(), "one of " + ", ".join(recipes.names())),
 }
+
+
+def eval_size(cfg: TrainConfig) -> int:
+    """The size a trained model is validated, evaluated and used for prediction at: --test-size
+    when set (the train/test resolution discrepancy, docs/RECIPES.md), else the training size."""
+    return cfg.test_size or cfg.size
 
 
 def field_names() -> list[str]:
@@ -149,12 +174,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
 def make_config(file_values: dict[str, Any] | None = None,
                 flag_values: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults < dataset preset < config file < flags, then validate."""
+    """Defaults < dataset preset < recipe < config file < flags, then validate."""
     overrides = {**(file_values or {}), **(flag_values or {})}
     _reject_unknown(overrides)
     data = overrides.get("data", TrainConfig.data)
     preset = PRESETS.get(data, {}) if isinstance(data, str) else {}
-    values = {**preset, **overrides}
+    recipe = overrides.get("recipe")
+    layer = recipes.settings(recipe) if isinstance(recipe, str) else {}
+    values = {**preset, **layer, **overrides}
     hints = type_hints()
     checked = {k: _check_type(k, v, hints[k]) for k, v in values.items()}
     return validate(TrainConfig(**checked))

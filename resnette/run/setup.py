@@ -11,8 +11,10 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Iterable
 
-from resnette.models import list_models
-from resnette.run.config import TrainConfig, make_config, read_toml
+from torch import nn
+
+from resnette.models import create_model, list_models
+from resnette.run.config import TrainConfig, eval_size, make_config, read_toml
 from resnette.run.folder import Run, resolve
 from resnette.train import distributed
 from resnette.train.callbacks import Callback
@@ -97,14 +99,31 @@ def build_data(cfg: TrainConfig, device: str = "cpu", augment: bool | None = Non
                rank: int = 0, world_size: int = 1):
     """The DataLoaders the config describes (the loaders check the batch size against the data)."""
     from resnette.data import get_data
+    on = cfg.augment if augment is None else augment
     kwargs = dict(size=cfg.size, presize=cfg.presize, bs=cfg.bs, seed=cfg.seed, device=device,
-                  augment=cfg.augment if augment is None else augment, min_scale=cfg.min_scale,
+                  augment=cfg.aug if on else False, min_scale=cfg.min_scale,
                   rank=rank, world_size=world_size)
     if cfg.data_dir:
         kwargs["data_dir"] = cfg.data_dir
     if cfg.valid_pct is not None:  # None means "the dataset's own split": let it choose
         kwargs["valid_pct"] = cfg.valid_pct
-    return get_data(cfg.data, **kwargs)
+    dls = get_data(cfg.data, **kwargs)
+    dls.valid.size = eval_size(cfg)   # --test-size: validate at another size than the crops
+    return dls
+
+
+def model_for(cfg: TrainConfig, n_out: int, c_in: int = 3) -> nn.Module:
+    """The config's architecture with its options (--act, --sa, --blur). Only options that
+    differ from the default are passed, so a net without self-attention or blur-pool options
+    is never handed them (and says so in one line if the user asks for them)."""
+    opts: dict = {"act": cfg.act} if cfg.act != "relu" else {}
+    opts.update({k: True for k in ("sa", "blur") if getattr(cfg, k)})
+    return create_model(cfg.arch, n_out=n_out, c_in=c_in, **opts)
+
+
+def schedule_options(cfg: TrainConfig) -> dict:
+    """Keyword arguments of the fit_* method for the config's schedule."""
+    return {} if cfg.pct_start is None or cfg.schedule == "constant" else {"pct_start": cfg.pct_start}
 
 
 def train_images(dls) -> int:

@@ -19,7 +19,7 @@ from torch import nn
 
 from resnette.run.config import TrainConfig, make_config, read_toml, to_toml
 from resnette.run.folder import Run, open_run
-from resnette.models import create_model
+from resnette.run.setup import model_for
 from resnette.train.checkpoints import check_compatible
 from resnette.utils import ResnetteError
 
@@ -84,7 +84,7 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
                             "keep the run folder's config.toml beside it")
     folders = [folder] + ([Path(config).parent] if config else [])
     classes = _classes(meta, folders, weights_path)
-    model = create_model(cfg.arch, n_out=len(classes["vocab"]), c_in=classes["channels"])
+    model = model_for(cfg, len(classes["vocab"]), classes["channels"])
     check_compatible(model, tensors, str(weights_path))
     model.load_state_dict(tensors)
     model.eval()
