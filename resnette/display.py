@@ -12,6 +12,7 @@ fastai's table numbers them. Files keep full precision; only what people read is
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 COUNTS = frozenset({"epoch", "epochs", "n", "images", "batch", "size", "presize", "bs", "seed"})
@@ -28,7 +29,7 @@ def format_time(seconds: float) -> str:
 
 def show(key: str, value: Any) -> str:
     """A measured value of column `key` as people read it (see the module's table)."""
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):   # not measured
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -1,18 +1,23 @@
 """Named recipes (`--recipe`, resnette/run/recipes/*.toml), the crop-and-flip augmentation
 and validation at a test size other than the training size."""
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from fakes import FakeDataLoaders, tiny_net
+from resnette import Learner
 from resnette.cli import main
 from resnette.data.arrays import from_arrays
 from resnette.models.layers import BlurPool, SimpleSelfAttention
 from resnette.run import recipes
 from resnette.run.config import load_config, make_config
+from resnette.run.folder import read_metrics
 from resnette.run.setup import build_data, model_for
+from resnette.train.callbacks import SaveBest
 from resnette.utils import ResnetteError
 
 
@@ -112,3 +117,20 @@ def test_test_size_is_the_validation_size_in_training_evaluate_and_predict(tmp_p
     assert main(["evaluate", "runs/t", "--test-size", "40", "--bs", "4", "--json"]) == 0
     assert main(["evaluate", "runs/t", "--test-size", "8", "--bs", "4"]) == 2
     assert "'test_size' must be at least 32" in capsys.readouterr().err
+
+
+def test_valid_every_zero_validates_only_after_the_last_epoch(tmp_path):
+
+    learn = Learner(FakeDataLoaders(), tiny_net(), lr=1e-2, valid_every=0, run_dir=tmp_path / "run",
+                    callbacks=[SaveBest(tmp_path / "best.safetensors")])
+    calls = []
+    validate = learn.validate
+    learn.validate = lambda *a, **k: calls.append(1) or validate(*a, **k)
+    learn.fit_one_cycle(3)
+    assert len(calls) == 1
+    rows = learn.recorder.rows
+    assert all(math.isnan(r["accuracy"]) and math.isnan(r["valid_loss"]) for r in rows[:2])
+    assert rows[2]["accuracy"] > 0.5                  # the last epoch is measured
+    assert (tmp_path / "best.safetensors").exists()  # the best of the measured epochs: the last
+    csv = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert math.isnan(csv["accuracy"][0]) and csv["accuracy"][2] == rows[2]["accuracy"]

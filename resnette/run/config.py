@@ -60,6 +60,8 @@ class TrainConfig:
                                  "--size); larger than the last training size can score higher")
     # -- the schedule: the chapter trains every net with fit_one_cycle(5, 3e-3)
     epochs: int = _opt(5, "number of epochs")
+    valid_every: int = _opt(1, "validate every N epochs and always after the last (0: the "
+                            "last epoch only, which saves minutes on a CPU)")
     lr: float = _opt(3e-3, "peak learning rate")
     bs: int = _opt(128, "batch size (per process under torchrun: a step sees bs x processes)")
     schedule: str = _opt("one_cycle", "learning rate schedule: one_cycle, flat_cos or constant")
@@ -77,6 +79,8 @@ class TrainConfig:
     ema: float | None = _opt(None, "keep an exponential moving average of the weights "
                              "with this decay, e.g. 0.999")
     lr_find: bool = _opt(False, "run the learning rate finder first and save its plot")
+    tensorboard: bool = _opt(False, "log the metrics, lr and smoothed loss to <run>/tensorboard/ "
+                             "(needs: pip install resnette[tensorboard])")
     # -- the machine
     precision: str = _opt("auto", "auto, fp32, bf16 or fp16 (auto: bf16 where the hardware has "
                           "it, else fp16 on a GPU, fp32 on a CPU; fp16 needs a GPU)")

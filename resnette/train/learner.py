@@ -221,10 +221,17 @@ class Learner:
 
     def _end_epoch(self, table: Table, start: float) -> None:
         """Validate and record the row; its time runs from the epoch's `start` to the end of
-        validation, as in fastai's table (the chapter's "time" includes validation)."""
-        metrics = self.validate()
-        if not math.isfinite(metrics["valid_loss"]):
-            raise stops.diverged(self, len(self.dls.train) - 1)
+        validation, as in fastai's table (the chapter's "time" includes validation). With
+        `valid_every` > 1 (or 0: the last epoch only) the epochs between are not validated:
+        their row holds NaN there, which the table and the report leave blank. A short CPU
+        run spends a third of its time validating otherwise (docs/RECIPES.md)."""
+        every, last = self.settings.valid_every, self.epoch == self.schedule.n_epoch - 1
+        if last or (every and (self.epoch + 1) % every == 0):
+            metrics = self.validate(keep=last)   # the last epoch's outputs: the run's evaluation
+            if not math.isfinite(metrics["valid_loss"]):
+                raise stops.diverged(self, len(self.dls.train) - 1)
+        else:
+            metrics = dict.fromkeys(["valid_loss", *self.metrics], math.nan)
         row = {"epoch": self.epoch, "train_loss": self.recorder.smooth_losses[-1], **metrics,
                "time": time.perf_counter() - start}
         self.recorder.rows.append(row)
@@ -237,8 +244,9 @@ class Learner:
 
     # ---- evaluation -----------------------------------------------------------------------------
     @torch.no_grad()
-    def validate(self, loader=None, tta: bool = False) -> dict[str, float]:
+    def validate(self, loader=None, tta: bool = False, keep: bool = False) -> dict[str, float]:
         """valid_loss and every metric over the whole loader (default: dls.valid), summed per item.
+        `keep`: also leave (probabilities, targets) on the CPU in `valid_outputs` (this rank's).
 
         With EMA on, this evaluates the averaged weights. A loader sharded over DDP ranks is
         reduced as sums and counts, so each image counts once (every rank must call this then).
@@ -252,9 +260,10 @@ class Learner:
         model = self.eval_model()
         loss_sum = torch.zeros((), device=self.device)
         sums = {k: torch.zeros((), device=self.device) for k in self.metrics}
-        n = 0
+        n, kept = 0, []
         for x, y in loader:
             pred = self._logits(model, x, tta)
+            kept += [(pred.softmax(1), y)] if keep else []
             loss_sum += summed_loss(self.loss_func, pred, y)
             for k, f in self.metrics.items():
                 sums[k] += f(pred, y)
@@ -264,6 +273,7 @@ class Learner:
             sums = dict(zip(sums, metric_sums))
         if n == 0:
             raise ResnetteError("the validation set is empty; give the data a valid split")
+        self.valid_outputs = tuple(torch.cat(t).cpu() for t in zip(*kept)) if keep else None
         return {"valid_loss": float(loss_sum) / n, **{k: float(v) / n for k, v in sums.items()}}
 
     @torch.no_grad()

@@ -29,6 +29,7 @@ LIMITS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "precision": (lambda v: v in PRECISIONS, "one of " + ", ".join(PRECISIONS)),
     "opt": (lambda v: v in OPTIMIZERS, "an optimizer, one of " + ", ".join(OPTIMIZERS)),
     "epochs": (lambda v: v >= 1, "at least 1"),
+    "valid_every": (lambda v: v >= 0, "0 (the last epoch only) or more"),
     "bs": (lambda v: v >= 1, "at least 1"),
     "size": (lambda v: v >= 32, "at least 32 (five stride-2 layers need room)"),
     "presize": (lambda v: v >= 32, "at least 32"),
@@ -66,6 +67,7 @@ class Settings:
     mixup: float = 0.0                   # Beta(alpha, alpha); 0 = off
     cutmix: float = 0.0
     progressive: list[tuple[int, int]] = field(default_factory=list)   # (first epoch, size)
+    valid_every: int = 1                 # validate every n epochs and after the last; 0: last only
     seed: int = 0
     arch: str | None = None              # the registry's name, recorded with the weights
     quiet: bool = False
