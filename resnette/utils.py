@@ -28,8 +28,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     disk or a kill mid-write leaves the previous file untouched and no stray temporary.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:   # a read-only place, a file where a folder should be, no permission
+        raise ResnetteError(f"cannot write {path} ({e.strerror}); choose a writable place") from None
     os.close(fd)
     try:
         write(tmp)

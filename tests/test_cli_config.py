@@ -81,6 +81,8 @@ def test_an_existing_run_is_refused_unless_resume_or_overwrite(tmp_path):
     save_config(TrainConfig(), run.config)
     with pytest.raises(ResnetteError, match="already exists.*--resume.*--overwrite"):
         prepare(tmp_path / "r")
+    assert prepare(tmp_path / "r", resume=True) == run   # no weights yet: it starts again
+    run.model.write_bytes(b"weights")                     # weights but no checkpoint: refused
     with pytest.raises(ResnetteError, match="cannot resume"):
         prepare(tmp_path / "r", resume=True)
     run.checkpoint.write_bytes(b"x")   # a damaged checkpoint is refused before anything is touched

@@ -15,6 +15,7 @@ from resnette.commands.predict import labelled_folder
 from resnette.display import show
 from resnette.run.config import validate
 from resnette.run.folder import Run, open_run, save_json
+from resnette.run.lock import lock_run
 from resnette.run.setup import build_data
 from resnette.run.trained import load_trained
 from resnette.train.evaluation import collect, summarize, top_losses
@@ -23,19 +24,31 @@ from resnette.utils import ResnetteError
 
 def evaluate_run(run_path: str | Path, split: str = "valid", folder: str | Path | None = None,
                  tta: bool = False, bs: int = 64, test_size: int | None = None) -> dict:
-    """`test_size` overrides the size the run validates at (its --test-size, else --size)."""
+    """`test_size` overrides the size the run validates at (its --test-size, else --size).
+    The run folder is locked (shared) while its evaluation.json and plots are written."""
     run = open_run(run_path)
+    with lock_run(run.path, "resnette evaluate", "evaluate writes evaluation.json and plots "
+                  "there: make it writable, or copy the run to a writable place", shared=True):
+        return _evaluate(run, split, folder, tta, bs, test_size)
+
+
+def _evaluate(run: Run, split: str, folder: str | Path | None, tta: bool, bs: int,
+              test_size: int | None) -> dict:
     trained = load_trained(run.path)
     if folder is not None:
         batches = list(labelled_folder(Path(folder), trained, bs))
         return evaluate_into(run, trained.model, batches, trained.names, split=str(folder), tta=tta)
-    cfg = validate(replace(trained.config, bs=bs, device="cpu",
+    # Batch size 1 for building: the training split's batch-size check (a full batch of
+    # training images) must not stop an evaluation of the validation split; the loader that
+    # is evaluated then gets the batch size asked for (Loader.bs is read at each iteration).
+    cfg = validate(replace(trained.config, bs=1, device="cpu",
                            test_size=test_size or trained.config.test_size))
     dls = build_data(cfg, augment=False)
     if list(dls.vocab) != list(trained.vocab):
         raise ResnetteError(f"the data's classes ({', '.join(dls.vocab[:5])}, ...) are not the "
                             f"run's ({', '.join(trained.vocab[:5])}, ...); was the folder changed?")
     loader = dls.valid if split == "valid" else dls.train
+    loader.bs = min(bs, len(loader.items)) if split == "train" else bs
     return evaluate_into(run, trained.model, loader, trained.names, split=split, tta=tta)
 
 

@@ -19,6 +19,7 @@ import torch
 
 from resnette.run.config import save_config
 from resnette.run.folder import Run
+from resnette.run.lock import lock_run
 from resnette.run.trained import Trained, load_trained, metadata
 from resnette.train.checkpoints import save_weights
 from resnette.utils import ResnetteError, atomic_write
@@ -93,9 +94,14 @@ def export(source: str | Path, fmt: str, out: str | Path | None = None) -> Path:
     trained = load_trained(source)
     src = Path(source)
     beside = Run(src if src.is_dir() else src.parent)
-    if fmt == "onnx":
-        return export_onnx(trained, Path(out) if out else beside.onnx)
-    return export_safetensors(trained, Path(out) if out else beside.export)
+    target = Path(out) if out else (beside.onnx if fmt == "onnx" else beside.export)
+    write = export_onnx if fmt == "onnx" else export_safetensors
+    if out is not None:
+        return write(trained, target)
+    # into the run folder: locked (shared) like evaluate and report, never beside a training
+    with lock_run(beside.path, "resnette export", "pass --out to export to a writable place",
+                  shared=True):
+        return write(trained, target)
 
 
 def main(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 from resnette.display import show, show_setting
 from resnette.run.config import read_toml
 from resnette.run.folder import PLOT_NAMES, Run, open_run, read_metrics
+from resnette.run.lock import lock_run
 from resnette.utils import atomic_write
 
 _STYLE = """
@@ -121,4 +122,7 @@ def _read_json(path: Path) -> dict | None:
 
 
 def main(args: argparse.Namespace) -> None:
-    print(f"report: {build_report(args.run, args.out)}")
+    # the plots are drawn into the run folder: locked (shared) like evaluate and export
+    with lock_run(open_run(args.run).path, "resnette report", "report draws its plots there: "
+                  "make it writable, or copy the run to a writable place", shared=True):
+        print(f"report: {build_report(args.run, args.out)}")

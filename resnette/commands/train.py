@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 from pathlib import Path
 
 from resnette import plots
 from resnette.commands.evaluate import evaluate_into
-from resnette.run.config import TrainConfig, save_config
-from resnette.run.folder import Run, read_metrics, save_classes
+from resnette.run.config import TrainConfig
+from resnette.run.folder import Run, read_metrics
 from resnette.run.setup import (build_data, check_arch, config_from_args, make_learner,
                                 model_for, open_run_for, peak_lr, schedule_options,
                                 train_images)
@@ -42,46 +41,48 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
 
 def _train(cfg: TrainConfig, d: distributed.Dist, resume: bool, overwrite: bool, quiet: bool,
            root: str | Path) -> Run:
-    cfg, run = distributed.on_rank0(d, lambda: open_run_for(cfg, resume, overwrite, root))
+    # every check before any write; the folder locked; --overwrite undone on failure (run/claim.py)
+    plan = distributed.on_rank0(d, lambda: open_run_for(cfg, resume, overwrite, root))
+    cfg, run, resume = plan.cfg, plan.run, plan.resume
     try:
-        learn, dls = _start(cfg, run, resume, quiet, d)
+        learn, dls = _start(cfg, run, resume, quiet, d, plan)
+        fit = {"one_cycle": learn.fit_one_cycle, "flat_cos": learn.fit_flat_cos,
+               "constant": learn.fit}[cfg.schedule]
+        try:
+            fit(cfg.epochs, peak_lr(cfg), resume=resume, **schedule_options(cfg))
+        except TrainingInterrupted as e:
+            raise ResnetteError(f"{e.reason}; {run.checkpoint} is saved: continue with "
+                                f"`resnette train --resume --run-dir {run.path}`") from None
     except BaseException:
-        if not resume and d.is_main:  # a run that never started training leaves no folder behind
-            shutil.rmtree(run.path, ignore_errors=True)
+        if d.is_main:
+            plan.abandon()
         raise
-    fit = {"one_cycle": learn.fit_one_cycle, "flat_cos": learn.fit_flat_cos,
-           "constant": learn.fit}[cfg.schedule]
-    try:
-        fit(cfg.epochs, peak_lr(cfg), resume=resume, **schedule_options(cfg))
-    except TrainingInterrupted as e:
-        raise ResnetteError(f"{e.reason}; {run.checkpoint} is saved: continue with "
-                            f"`resnette train --resume --run-dir {run.path}`") from None
     if d.is_main:
         if d.is_distributed:  # this rank's loader holds only its shard of the valid set
             dls = build_data(cfg, d.device)
         plots.plot_curves(read_metrics(run.metrics), run.plot("curves"))
         evaluate_into(run, learn.eval_model(), dls.valid, dls.names, split="valid")
+        plan.settle()
     return run
 
 
-def _start(cfg: TrainConfig, run: Run, resume: bool, quiet: bool, d: distributed.Dist):
-    if d.is_main:
-        save_config(cfg, run.config)
+def _start(cfg: TrainConfig, run: Run, resume: bool, quiet: bool, d: distributed.Dist, plan):
     seed_everything(cfg.seed)
     dls = distributed.local_rank0_first(d, lambda: build_data(cfg, d.device, rank=d.rank,
                                                               world_size=d.world_size))
-    if d.is_main:
-        save_classes(run, dls.vocab, dls.names, dls.mean, dls.std, dls.channels)
-        dls.show_batch(run.plot("batch"))
     model = model_for(cfg, dls.c, dls.channels)
-    if cfg.init_from and not resume:
+    if cfg.init_from and not resume:   # read before --overwrite moves a run aside
         _say(init_from(model, cfg.init_from, cfg.arch), quiet)
+    if d.is_main:   # every check passed: config.toml and classes.json are the first writes
+        plan.commit(dls)
+        dls.show_batch(run.plot("batch"))
     if cfg.sync_bn:
         model = distributed.sync_batchnorm(model, d.device, d.world_size)
     if distributed.in_job():
         _say(f"DDP: {d.world_size} process(es), batch {cfg.bs} each = {cfg.bs * d.world_size} "
              f"a step, peak lr {peak_lr(cfg):g}{' (scaled)' if cfg.scale_lr else ''}", quiet)
-    learn = make_learner(cfg, dls, model, run, quiet, callbacks=[SaveBest(run.best)])
+    learn = make_learner(cfg, dls, model, run, quiet,
+                         callbacks=[SaveBest(run.best), *(plan.callbacks() if d.is_main else [])])
     if cfg.lr_find and not resume:
         found = learn.lr_find()
         _say(f"lr_find: valley {found.valley:.2e}, steepest {found.steepest:.2e}, "

@@ -5,8 +5,6 @@ way. The work itself is done by resnette.data, resnette.models and resnette.trai
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Iterable
@@ -15,59 +13,36 @@ from torch import nn
 
 from resnette.models import create_model, list_models
 from resnette.run.config import TrainConfig, eval_size, make_config, read_toml
+from resnette.run.claim import Plan, plan_run
 from resnette.run.folder import Run, resolve
 from resnette.train import distributed
 from resnette.train.callbacks import Callback
-from resnette.train.checkpoints import load_checkpoint
 from resnette.train.learner import Learner
 from resnette.train.settings import Settings
 from resnette.utils import ResnetteError
 
 
 def prepare(path: str | Path, resume: bool = False, overwrite: bool = False) -> Run:
-    """Create (or reopen for --resume) a run folder, refusing to clobber an existing run."""
+    """A run folder ready to be written without data (a Learner's `run_dir`), with the checks
+    and the lock of `resnette train` (run/claim.py); the lock is released on return."""
     run = Run(Path(path))
-    taken = run.path.exists() and any(run.path.iterdir())
-    if resume:
-        if not run.checkpoint.is_file():
-            raise ResnetteError(f"cannot resume: {run.checkpoint} does not exist; "
-                                "start a new run without --resume")
-        load_checkpoint(run.checkpoint)  # damaged or unsafe: say so before anything is touched
-        for stale in run.path.glob(".*.tmp"):  # atomic_write's leftovers from a killed process
-            stale.unlink(missing_ok=True)
-    elif taken:
-        if not overwrite:
-            raise ResnetteError(f"run folder {run.path} already exists; pass --resume to "
-                                "continue it, --overwrite to replace it, or choose --name")
-        if not run.exists():
-            # Only ever delete what looks like one of our runs, never a folder of photos
-            # that was passed as --run-dir by mistake.
-            raise ResnetteError(f"{run.path} is not empty and is not a resnette run folder "
-                                "(no config.toml); refusing to overwrite it")
-        shutil.rmtree(run.path)
-    _check_writable(run.path)
-    run.plots.mkdir(exist_ok=True)
+    cfg = TrainConfig(run_dir=str(run.path))
+    if resume and run.config.is_file():   # compared with itself: only the checkpoint is checked
+        cfg = replace(make_config(read_toml(run.config)), run_dir=str(run.path))
+    plan = plan_run(cfg, resume, overwrite, verb="resnette")
+    try:
+        plan.commit(config=False)
+    except BaseException:
+        plan.abandon()
+        raise
+    plan.settle()
     return run
 
 
-def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe"):
-            pass
-    except OSError as e:
-        raise ResnetteError(f"cannot write to run folder {folder} ({e.strerror}); "
-                            "choose another --run-dir") from None
-
-
-def open_run_for(cfg: TrainConfig, resume: bool, overwrite: bool, root: str | Path = "runs"
-                 ) -> tuple[TrainConfig, Run]:
-    """The config with its run's final name, and the prepared run folder."""
-    path, chosen = resolve(cfg.name, cfg.run_dir, cfg.data, cfg.arch, cfg.size, root)
-    if resume and not chosen:
-        raise ResnetteError("--resume needs the run to continue: pass --name NAME or --run-dir DIR")
-    run = prepare(path, resume=resume, overwrite=overwrite)
-    return replace(cfg, name=run.name), run
+def open_run_for(cfg: TrainConfig, resume: bool, overwrite: bool, root: str | Path = "runs",
+                 verb: str = "resnette train") -> Plan:
+    """The run folder `cfg` names, locked and checked, nothing written yet (run/claim.py)."""
+    return plan_run(cfg, resume, overwrite, root, verb)
 
 
 def resume_config(name: str | None, run_dir: str | None, flags: dict, root: str | Path = "runs"

@@ -1,0 +1,234 @@
+"""Claiming a run folder: every check first, then the writes, and a way back on failure.
+
+A command changes a run folder only when it will succeed. `plan_run` takes the folder's lock
+(one writer per run, run/lock.py) and does every check that needs no data: --resume's
+checkpoint and settings, --overwrite's target. The caller then builds the data and the
+model (which checks the batch size against the data and reads --init-from's weights), and
+only then `Plan.commit(dls)` writes: config.toml, classes.json. `--overwrite` moves the old
+run aside (a hidden sibling `.<name>.replaced-<pid>`) at commit and deletes it once the new
+run has its first checkpoint; a failure before that (`Plan.abandon`) puts it back. A
+`kill -9` in between is repaired by the next command on that run name (`recover`).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from resnette.run.config import TrainConfig, make_config, read_toml, save_config
+from resnette.run.folder import Run, load_classes, resolve, save_classes
+from resnette.run.lock import LOCK_NAME, RunLock, lock_run
+from resnette.train.callbacks import Callback
+from resnette.train.checkpoints import load_checkpoint
+from resnette.utils import ResnetteError
+
+# What `--resume` may change: where things are and how fast they run, never what is learned.
+RESUME_MAY_CHANGE = frozenset({
+    "data", "data_dir", "name", "run_dir", "init_from", "lr_find", "device", "precision",
+    "channels_last", "compile", "bs", "sync_bn", "valid_every", "tensorboard", "test_size"})
+
+WRITE_ADVICE = "make it writable, or copy the run to a writable place"
+
+
+def taken(run: Run) -> bool:
+    """Whether the folder holds anything (a lock file left by a killed process does not count)."""
+    return run.path.is_dir() and any(p.name != LOCK_NAME for p in run.path.iterdir())
+
+
+def has_weights(run: Run) -> bool:
+    return any(f.is_file() for f in (run.checkpoint, run.model, run.best))
+
+
+def check_resumable(run: Run, cfg: TrainConfig) -> None:
+    """Refuse a --resume whose settings differ from the run's in what the model learns."""
+    saved = make_config(read_toml(run.config))
+    for f in fields(TrainConfig):
+        old, new = getattr(saved, f.name), getattr(cfg, f.name)
+        if f.name not in RESUME_MAY_CHANGE and old != new:
+            raise ResnetteError(
+                f"cannot resume {run.path}: it was trained with {f.name} = {old!r}, not {new!r}; "
+                "--resume continues a run as it was started. To train differently, start a new run "
+                f"from its weights: --init-from {run.path} --name NEW")
+
+
+@dataclass
+class Plan:
+    """A locked run folder and what committing it will do (see the module's docstring)."""
+    cfg: TrainConfig
+    run: Run
+    resume: bool                  # continue from checkpoint.pt
+    verb: str
+    lock: RunLock | None = None
+    replace: bool = False         # --overwrite: the old run is moved aside at commit
+    created: bool = False         # the folder was made by this command
+    restart: bool = False         # --resume of a run stopped before its first checkpoint
+    aside: Path | None = None
+    old_lock: RunLock | None = None
+    committed: bool = False
+
+    def commit(self, dls=None, config: bool = True) -> None:
+        """The checks passed and the data is built: now the run folder changes."""
+        run = self.run
+        if self.resume and dls is not None and run.classes.is_file():
+            vocab, _ = load_classes(run)
+            if list(dls.vocab) != vocab:
+                raise ResnetteError(f"cannot resume {run.path}: the data's classes "
+                                    f"({', '.join(dls.vocab[:5])}, ...) are not the run's "
+                                    f"({', '.join(vocab[:5])}, ...); give the same --data")
+        try:
+            if self.replace:
+                aside = run.path.with_name(f".{run.name}.replaced-{os.getpid()}")
+                os.rename(run.path, aside)
+                self.aside, self.old_lock = aside, self.lock
+                self.old_lock.moved(aside)   # type: ignore[union-attr]
+                run.path.mkdir()
+                self.lock = lock_run(run.path, self.verb)
+            for stale in run.path.glob(".*.tmp"):   # atomic_write's leftovers from a killed process
+                stale.unlink(missing_ok=True)
+            run.plots.mkdir(exist_ok=True)
+        except OSError as e:
+            raise ResnetteError(f"cannot write to run folder {run.path} ({e.strerror}); "
+                                "choose another --run-dir") from None
+        if config:
+            save_config(self.cfg, run.config)
+        if dls is not None:
+            save_classes(run, dls.vocab, dls.names, dls.mean, dls.std, dls.channels)
+        self.committed = True
+
+    def drop_replaced(self) -> None:
+        """The new run has started cleanly: the run it replaces goes."""
+        if self.aside is not None:
+            shutil.rmtree(self.aside, ignore_errors=True)
+            self.aside = None
+        if self.old_lock is not None:
+            self.old_lock.release()
+            self.old_lock = None
+
+    def settle(self) -> None:
+        """The command succeeded."""
+        self.drop_replaced()
+        if self.lock is not None:
+            self.lock.release()
+
+    def abandon(self) -> None:
+        """The command failed: the folder goes back to what it was, unless training began (a
+        checkpoint exists: the error tells the user to --resume it)."""
+        run = self.run
+        started = not self.resume and not self.restart and run.checkpoint.is_file()
+        if self.resume or self.restart or started:
+            if started:
+                self.drop_replaced()
+        elif self.aside is not None:
+            shutil.rmtree(run.path, ignore_errors=True)
+            os.rename(self.aside, run.path)
+            self.old_lock.moved(run.path)   # type: ignore[union-attr]
+            self.aside = None
+        elif not self.replace:            # a new run that never started leaves nothing behind
+            shutil.rmtree(run.path, ignore_errors=True)
+            if not self.created:
+                run.path.mkdir(exist_ok=True)
+        for lock in (self.old_lock, self.lock):
+            if lock is not None:
+                lock.release()
+
+    def callbacks(self) -> list[Callback]:
+        return [DropReplaced(self)]
+
+
+class DropReplaced(Callback):
+    """After each epoch's checkpoint: --overwrite's old run is no longer needed."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def after_epoch(self, learn) -> None:
+        if self.plan.aside is not None and self.plan.run.checkpoint.is_file():
+            self.plan.drop_replaced()
+
+
+def plan_run(cfg: TrainConfig, resume: bool, overwrite: bool, root: str | Path = "runs",
+             verb: str = "resnette train") -> Plan:
+    """Lock the run folder `cfg` names and check everything that needs no data; write nothing
+    but the lock file (removed again on refusal)."""
+    path, chosen = resolve(cfg.name, cfg.run_dir, cfg.data, cfg.arch, cfg.size, root)
+    if resume and not chosen:
+        raise ResnetteError("--resume needs the run to continue: pass --name NAME or --run-dir DIR")
+    run = Run(path)
+    if path.exists() and not path.is_dir():
+        raise ResnetteError(f"{path} is a file, not a run folder; choose another --name/--run-dir")
+    cfg = _named(cfg, run)
+    if path.is_dir():
+        recover(run)
+    created = not path.exists()
+    if created and not resume:
+        try:
+            path.mkdir(parents=True)
+        except OSError as e:
+            raise ResnetteError(f"cannot write to run folder {path} ({e.strerror}); "
+                                "choose another --run-dir") from None
+    plan = Plan(cfg, run, resume, verb, created=created and not resume)
+    try:
+        advice = ("make it writable to continue the run there" if resume else
+                  "choose another --run-dir")
+        plan.lock = lock_run(path, verb, advice) if path.is_dir() else None
+        _check(plan, overwrite)
+    except BaseException:
+        if plan.lock is not None:
+            plan.lock.release()
+        if plan.created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    return plan
+
+
+def _named(cfg: TrainConfig, run: Run) -> TrainConfig:
+    from dataclasses import replace
+    return replace(cfg, name=run.name)
+
+
+def _check(plan: Plan, overwrite: bool) -> None:
+    run = plan.run
+    if plan.resume:
+        if run.checkpoint.is_file():
+            load_checkpoint(run.checkpoint)   # damaged or unsafe: said before anything is touched
+            check_resumable(run, plan.cfg)
+            return
+        if run.exists() and not has_weights(run):   # stopped before its first checkpoint
+            plan.resume, plan.restart = False, True
+            print(f"{run.path} has no checkpoint yet (it stopped before its first epoch ended): "
+                  "starting it from epoch 0 with its config", file=sys.stderr, flush=True)
+            return
+        raise ResnetteError(f"cannot resume: {run.checkpoint} does not exist; "
+                            "start a new run without --resume")
+    if not taken(run):
+        return
+    if not run.exists():
+        # Only ever replace what looks like one of our runs, never a folder of photos that was
+        # passed as --run-dir by mistake.
+        raise ResnetteError(f"{run.path} is not empty and is not a resnette run folder "
+                            "(no config.toml); refusing to " + ("overwrite" if overwrite else "use") + " it")
+    if not overwrite:
+        stub = "" if has_weights(run) else " (it stopped before its first checkpoint)"
+        raise ResnetteError(f"run folder {run.path} already exists{stub}; pass --resume to "
+                            "continue it, --overwrite to replace it, or choose --name")
+    plan.replace = True
+
+
+def recover(run: Run) -> None:
+    """A `--overwrite` killed between moving the old run aside and the new run's first
+    checkpoint: put the old run back (the new one holds no weights); after it, drop it."""
+    for aside in sorted(run.path.parent.glob(f".{run.name}.replaced-*")):
+        try:
+            probe = lock_run(aside, "resnette: recovering")
+        except ResnetteError:   # its --overwrite is still running (or it is unreadable)
+            continue
+        probe.release()
+        if has_weights(run):
+            shutil.rmtree(aside, ignore_errors=True)
+            continue
+        shutil.rmtree(run.path, ignore_errors=True)
+        os.rename(aside, run.path)
+        print(f"restored {run.path}: the --overwrite that replaced it was stopped before its "
+              "first checkpoint", file=sys.stderr, flush=True)
