@@ -1,8 +1,6 @@
 """The Learner: a model, its data, an optimizer and the training loop, in the book's vocabulary.
 
-    learn = Learner(dls, model, metrics=["accuracy"])
-    learn.lr_find()
-    learn.fit_one_cycle(5, 3e-3)
+    learn = Learner(dls, model, metrics=["accuracy"]); learn.lr_find(); learn.fit_one_cycle(5, 3e-3)
 
 `fit` reads top to bottom here: `_fit` runs the epochs, `_train_epoch` the batches, `one_batch`
 one batch (its events around `train_step`: forward under autocast -> loss -> backward -> clip
@@ -204,12 +202,9 @@ class Learner:
         return loss.detach()
 
     def read_losses(self, pending: list[torch.Tensor], last: int) -> bool:
-        """Read the pending losses at once; stop on NaN/inf before anything gets saved.
-
-        Returns whether to stop for a signal. Under DDP the losses are averaged over the ranks
-        in the same all-reduce that tells every rank whether any of them got Ctrl-C/SIGTERM,
-        so all ranks record the same numbers and stop at the same batch.
-        """
+        """Read the pending losses at once, stop on NaN/inf before anything is saved; returns
+        whether to stop for a signal. Under DDP one all-reduce averages the losses and tells every
+        rank whether any got Ctrl-C/SIGTERM, so all record the same numbers and stop together."""
         values, stop = distributed.mean_and_any(torch.stack(pending).float(), self._stop_signal is not None)
         if stop and self._stop_signal is None:  # another rank was told to stop
             self._stop_signal = signal.SIGTERM
@@ -220,11 +215,8 @@ class Learner:
         return stop
 
     def _end_epoch(self, table: Table, start: float) -> None:
-        """Validate and record the row; its time runs from the epoch's `start` to the end of
-        validation, as in fastai's table (the chapter's "time" includes validation). With
-        `valid_every` > 1 (or 0: the last epoch only) the epochs between are not validated:
-        their row holds NaN there, which the table and the report leave blank. A short CPU
-        run spends a third of its time validating otherwise (docs/RECIPES.md)."""
+        """Validate (every `valid_every` epochs and the last; NaN in the row, shown blank, in
+        between: docs/RECIPES.md) and record the row; its time includes validation, as fastai's."""
         every, last = self.settings.valid_every, self.epoch == self.schedule.n_epoch - 1
         if last or (every and (self.epoch + 1) % every == 0):
             metrics = self.validate(keep=last)   # the last epoch's outputs: the run's evaluation
@@ -237,8 +229,7 @@ class Learner:
         self.recorder.rows.append(row)
         table.write_row(row)
 
-    def event(self, name: str) -> None:
-        """Run every callback's `name` (an event of train/callbacks.py), in order."""
+    def event(self, name: str) -> None:   # every callback's `name` (train/callbacks.py), in order
         for cb in self.cbs:
             getattr(cb, name)(self)
 
@@ -285,8 +276,7 @@ class Learner:
         return probs[0] if single else probs
 
     def eval_model(self) -> nn.Module:
-        """The model to evaluate, in eval mode: the EMA's when on; under DDP the plain module
-        (the ranks' validation shards differ in length, which the DDP wrapper would not allow)."""
+        """In eval mode: the EMA's when on; under DDP the plain module (shards differ in length)."""
         return (self.ema.module if self.ema else self.model if self.ddp else self.forward_model).eval()
 
     def _logits(self, model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
