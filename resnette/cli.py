@@ -213,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # File names need not be UTF-8: results (stdout) carry their raw bytes, as `ls` does, so
+    # a script gets the real name; messages (stderr) show them as \\xNN. Never a crash.
+    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=errors)
     args = build_parser().parse_args(argv)
     try:
         importlib.import_module(f"resnette.commands.{COMMANDS[args.command]}").main(args)

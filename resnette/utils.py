@@ -28,6 +28,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     disk or a kill mid-write leaves the previous file untouched and no stray temporary.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ResnetteError(f"{path} is a folder; give the name of a file to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -77,6 +77,9 @@ def _add_onnx_metadata(path: Path, props: dict[str, str]) -> None:
 def export_safetensors(trained: Trained, out_dir: str | Path) -> Path:
     """Write out_dir/model.safetensors (self-describing) and out_dir/config.toml."""
     exported = Run(Path(out_dir))   # the same two names a run folder uses
+    if exported.metrics.is_file() or exported.checkpoint.is_file():
+        raise ResnetteError(f"{exported.path} is a training run's folder: exporting there would "
+                            "replace its weights and config; choose another --out")
     save_weights(exported.model, trained.model, metadata(trained))
     save_config(trained.config, exported.config)
     return exported.model

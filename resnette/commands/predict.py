@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -18,7 +20,7 @@ import torch
 
 from resnette.data.augment import resize_batch
 from resnette.run.config import eval_size
-from resnette.data.decode import UnreadableImage, decode_image
+from resnette.data.decode import decode_images, unreadable_warning
 from resnette.data.folders import IMAGE_EXTENSIONS, image_files
 from resnette.run.trained import Trained, load_trained
 from resnette.train.evaluation import probabilities
@@ -26,12 +28,14 @@ from resnette.utils import ResnetteError
 
 
 def find_images(paths: Sequence[str | Path]) -> list[Path]:
-    """Every image given directly or found (recursively) under a given folder."""
+    """Every image given directly or found (recursively) under a given folder. A path that
+    exists but is no regular file (a FIFO, a device) is kept: decoding reports it as "not a
+    regular file" without opening it, like any other unreadable file."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             found += image_files(p)
-        elif p.is_file():
+        elif p.exists():
             found.append(p)
         else:
             raise ResnetteError(f"{p} does not exist; give image files or folders of images")
@@ -41,18 +45,29 @@ def find_images(paths: Sequence[str | Path]) -> list[Path]:
     return found
 
 
-def prepare(paths: Sequence[Path], trained: Trained) -> torch.Tensor:
-    """Decode, resize and normalise images into a float batch N,C,H,W."""
+def prepare(paths: Sequence[Path], trained: Trained) -> tuple[torch.Tensor, np.ndarray]:
+    """Decode, resize and normalise the readable images of `paths` into a float batch N,C,H,W,
+    and the mask of which paths those are. Unreadable files are skipped with one warning, as
+    training skips them; none readable at all is an error."""
     cfg = trained.config
-    arrays = []
-    for p in paths:
-        try:
-            img = decode_image(p, cfg.presize, channels=trained.channels)
-        except UnreadableImage as e:
-            raise ResnetteError(f"cannot read image {p} ({e})") from None
-        arrays.append(img)
-    return resize_batch(torch.from_numpy(np.stack(arrays)), eval_size(cfg),
-                        torch.tensor(trained.mean), torch.tensor(trained.std))
+    decoded = decode_images(paths, cfg.presize, channels=trained.channels)
+    if decoded.bad:
+        where = _common(paths)
+        if not decoded.ok.any():
+            raise ResnetteError("cannot read any image: " + unreadable_warning(
+                decoded.bad, len(paths), where).split(": ", 1)[1])
+        warnings.warn(unreadable_warning(decoded.bad, len(paths), where), stacklevel=2)
+    batch = resize_batch(torch.from_numpy(decoded.images), eval_size(cfg),
+                         torch.tensor(trained.mean), torch.tensor(trained.std))
+    return batch, decoded.ok
+
+
+def _common(paths: Sequence[Path]) -> str:
+    """The folder the paths share, for the warning."""
+    try:
+        return os.path.commonpath([os.fspath(p.parent) for p in paths]) or "."
+    except ValueError:   # absolute and relative paths mixed
+        return "."
 
 
 @dataclass
@@ -71,9 +86,11 @@ def predict_files(trained: Trained, paths: Sequence[Path], k: int = 3, tta: bool
     out: list[Prediction] = []
     for start in range(0, len(paths), bs):
         chunk = paths[start:start + bs]
-        probs = probabilities(trained.model, prepare(chunk, trained), tta)
+        x, ok = prepare(chunk, trained)
+        probs = probabilities(trained.model, x, tta)
         top_p, top_i = probs.topk(k, dim=1)
-        for p, ps, idx in zip(chunk, top_p.tolist(), top_i.tolist()):
+        readable = [p for p, good in zip(chunk, ok) if good]   # in the order of the rows of x
+        for p, ps, idx in zip(readable, top_p.tolist(), top_i.tolist()):
             out.append(Prediction(str(p), [(trained.names[i], q) for i, q in zip(idx, ps)]))
     return out
 
@@ -99,7 +116,8 @@ def labelled_folder(folder: Path, trained: Trained, bs: int = 64):
                             f"({', '.join(trained.vocab[:10])}{', ...' if len(index) > 10 else ''})")
     for start in range(0, len(files), bs):
         chunk = files[start:start + bs]
-        yield prepare(chunk, trained), torch.tensor([index[f.parent.name] for f in chunk])
+        x, ok = prepare(chunk, trained)
+        yield x, torch.tensor([index[f.parent.name] for f, good in zip(chunk, ok) if good])
 
 
 def main(args: argparse.Namespace) -> None:

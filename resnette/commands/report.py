@@ -111,7 +111,8 @@ def _table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]],
 
 
 def _e(v: Any) -> str:
-    return html.escape(str(v))
+    """HTML text; the raw bytes of a file name that is not UTF-8 shown as \\xNN."""
+    return html.escape(str(v).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 def _read_json(path: Path) -> dict | None:

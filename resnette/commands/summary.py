@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from resnette.models import create_model, list_models, summary
+from resnette.utils import ResnetteError
 
 
 def main(args: argparse.Namespace) -> None:
@@ -12,6 +13,12 @@ def main(args: argparse.Namespace) -> None:
         print("\n".join(list_models()))
         return
     model = create_model(args.arch, n_out=args.classes, c_in=args.c_in)
-    s = summary(model, size=args.size, c_in=args.c_in)
+    try:
+        s = summary(model, size=args.size, c_in=args.c_in)
+    except (RuntimeError, MemoryError) as e:   # the allocator's own words, in one line
+        if "alloc" not in str(e) and not isinstance(e, MemoryError):
+            raise
+        raise ResnetteError(f"not enough memory for {args.arch} at {args.size} px "
+                            f"({str(e).splitlines()[0][:120]}); try a smaller --size") from None
     s.model_name = args.arch
     print(s)

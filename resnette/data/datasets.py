@@ -77,7 +77,7 @@ def get_data(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None
         return folder(untar_data(name, data_dir, url), **kwargs)
     if name == "digits":
         return digits(**kwargs)
-    path = Path(name).expanduser()
+    path = Path(os.path.expanduser(name))   # "~nosuchuser/x" stays as typed (Path raises)
     if path.is_dir():
         return folder(path, **kwargs)
     looks_like_name = os.sep not in name and "/" not in name and not name.startswith((".", "~"))

@@ -70,8 +70,11 @@ class Split:
 
 
 def human_names(vocab: list[str]) -> list[str]:
-    """WordNet ids -> readable names; other labels pass through unchanged."""
-    return [WORDNET_NAMES.get(v, v) for v in vocab]
+    """WordNet ids -> readable names; other labels pass through unchanged, except the raw
+    bytes of a folder name that is not UTF-8, shown as \\xNN (names are for display; the
+    vocab keeps the folder's real name)."""
+    return [WORDNET_NAMES.get(v, v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+            for v in vocab]
 
 
 def image_files(folder: Path, follow_links: bool = True) -> list[Path]:

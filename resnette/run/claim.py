@@ -190,6 +190,10 @@ def _named(cfg: TrainConfig, run: Run) -> TrainConfig:
 
 def _check(plan: Plan, overwrite: bool) -> None:
     run = plan.run
+    data = Path(os.path.expanduser(plan.cfg.data))
+    if data.is_dir() and run.path.resolve().is_relative_to(data.resolve()):
+        raise ResnetteError(f"run folder {run.path} is inside the data folder {data}: its files "
+                            "would become part of the data; choose a --run-dir outside it")
     if plan.resume:
         if run.checkpoint.is_file():
             load_checkpoint(run.checkpoint)   # damaged or unsafe: said before anything is touched

@@ -86,7 +86,10 @@ def resolve(name: str | None, run_dir: str | None, data: str, arch: str, size: i
     silently renamed; a default name gets -2, -3, ... when taken)."""
     if run_dir:
         return Path(run_dir), True
-    if name:
+    if name is not None:
+        if name in ("", ".", "..") or "/" in name or os.sep in name or "\0" in name:
+            raise ResnetteError(f"--name {name!r} is not a run name: give one folder name (no "
+                                "'/', not empty, '.' or '..'), or a path with --run-dir")
         return Path(root) / name, True
     base = Path(root) / default_name(data, arch, size)
     path, n = base, 1

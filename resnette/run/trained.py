@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import safe_open
+from safetensors.torch import load as load_safetensors, safe_open
 from torch import nn
 
-from resnette.run.config import TrainConfig, make_config, read_toml, to_toml
+from resnette.run.config import TrainConfig, make_config, read_toml, to_toml, unescape_bytes
 from resnette.run.folder import Run, open_run
 from resnette.run.setup import model_for
 from resnette.train.checkpoints import check_compatible
@@ -54,6 +54,8 @@ def weights_file(path: Path) -> Path:
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
+        if not _utf8(path):   # safetensors takes only UTF-8 paths: read the bytes ourselves
+            return _read_weights_bytes(path.read_bytes())
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     except FileNotFoundError:
@@ -61,6 +63,22 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     except (SafetensorError, OSError, ValueError) as e:
         raise ResnetteError(f"cannot read {path} as safetensors ({e}); "
                             "pass a run folder or a .safetensors file") from None
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _read_weights_bytes(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A safetensors file from its bytes: the format's header (8-byte length, then JSON)
+    holds the metadata; `safetensors.torch.load` the tensors."""
+    n = int.from_bytes(data[:8], "little")
+    meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
+    return load_safetensors(data), dict(meta)
 
 
 def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
@@ -76,7 +94,8 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
     if config is not None:
         cfg = make_config(read_toml(config))
     elif META_CONFIG in meta:
-        cfg = make_config(tomllib.loads(meta[META_CONFIG]))
+        cfg = make_config({k: unescape_bytes(v) if isinstance(v, str) else v
+                           for k, v in tomllib.loads(meta[META_CONFIG]).items()})
     elif Run(folder).config.is_file():
         cfg = make_config(read_toml(Run(folder).config))
     else:

@@ -190,7 +190,8 @@ def save_learner(learn, epoch: int, batch: int) -> Path:
 def weights_metadata(learn) -> dict[str, str]:
     """What model.safetensors records besides the weights: the class names, and the
     architecture's registry name (e.g. xresnet18) when the Learner was told it."""
-    meta = {"vocab": "\n".join(getattr(learn.dls, "vocab", []))}
+    meta = {"vocab": "\n".join(getattr(learn.dls, "vocab", []))   # a non-UTF-8 name as \\udcNN
+            .encode("utf-8", "backslashreplace").decode("utf-8")}
     return {"arch": learn.settings.arch, **meta} if learn.settings.arch else meta
 
 

@@ -19,7 +19,7 @@ from .precision import CHOICES as PRECISIONS
 
 # key -> (test, what the value must be). Keys of TrainConfig and of Settings share it.
 LIMITS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "lr": (lambda v: 0 < v < math.inf, "a positive number"),
+    "lr": (lambda v: 0 < v <= 100, "a positive number up to 100"),
     "wd": (lambda v: 0 <= v < math.inf, "0 or more"),
     "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "mixup": (lambda v: 0 <= v < math.inf, "a finite Beta alpha, 0 (off) or more, e.g. 0.2-1"),
@@ -31,8 +31,8 @@ LIMITS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "epochs": (lambda v: v >= 1, "at least 1"),
     "valid_every": (lambda v: v >= 0, "0 (the last epoch only) or more"),
     "bs": (lambda v: v >= 1, "at least 1"),
-    "size": (lambda v: v >= 32, "at least 32 (five stride-2 layers need room)"),
-    "presize": (lambda v: v >= 32, "at least 32"),
+    "size": (lambda v: 32 <= v <= 4096, "32 to 4096 (five stride-2 layers need room)"),
+    "presize": (lambda v: 32 <= v <= 4096, "32 to 4096"),
     "min_scale": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "valid_pct": (lambda v: v is None or 0 < v < 1, "in (0, 1)"),
     "progressive": (lambda v: all(s >= 32 for s in v), "a list of sizes, each at least 32"),
