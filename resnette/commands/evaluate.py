@@ -41,8 +41,8 @@ def _evaluate(run: Run, split: str, folder: str | Path | None, tta: bool, bs: in
     # Batch size 1 for building: the training split's batch-size check (a full batch of
     # training images) must not stop an evaluation of the validation split; the loader that
     # is evaluated then gets the batch size asked for (Loader.bs is read at each iteration).
-    cfg = validate(replace(trained.config, bs=1, device="cpu",
-                           test_size=test_size or trained.config.test_size))
+    cfg = replace(validate(replace(trained.config, device="cpu",
+                                   test_size=test_size or trained.config.test_size)), bs=1)
     dls = build_data(cfg, augment=False)
     if list(dls.vocab) != list(trained.vocab):
         raise ResnetteError(f"the data's classes ({', '.join(dls.vocab[:5])}, ...) are not the "

@@ -113,8 +113,6 @@ ACTS = ("relu", "mish", "silu")
 # The Learner's limits (train/settings.py) plus those of the keys only a run has.
 _RANGES: dict[str, tuple[Any, str]] = {
     **LIMITS,
-    # training only (evaluate may use 1): batchnorm learns from a batch's statistics
-    "bs": (lambda v: v >= 2, "at least 2 (batchnorm needs two images a batch to train)"),
     "schedule": (lambda v: v in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
     "data": (lambda v: v != "", "a dataset name or a folder"),
     "aug": (lambda v: v in AUGS, "one of " + ", ".join(AUGS)),
@@ -172,6 +170,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for f in fields(cfg):
         setattr(cfg, f.name, _check_type(f.name, getattr(cfg, f.name), hints[f.name]))
     check_limits({f.name: getattr(cfg, f.name) for f in fields(cfg)}, "config key", _RANGES)
+    if cfg.bs == 1:   # training only (evaluate may use 1): batchnorm learns from batch statistics
+        raise ResnetteError("config key 'bs' is 1: batchnorm needs at least two images a batch "
+                            "to train; use --bs 2 or more")
     if cfg.presize < cfg.size:
         raise ResnetteError(f"presize ({cfg.presize}) must be at least size ({cfg.size}): "
                             "images are cropped from the presized version")

@@ -89,9 +89,9 @@ def test_predict_skips_an_unreadable_file_and_names_a_fifo(world, baseline, cwd)
 @pytest.mark.parametrize("args, words", [
     (["--name", "../escape"], "--name '../escape' is not a run name"),
     (["--name", ""], "--name '' is not a run name"),
-    (["--bs", "1"], "'bs' must be at least 2 (batchnorm needs two images a batch to train)"),
+    (["--bs", "1"], "'bs' is 1: batchnorm needs at least two images a batch to train"),
     (["--lr", "1e300"], "'lr' must be a positive number up to 100"),
-    (["--size", "100000", "--presize", "100000"], "'size' must be 32 to 4096"),
+    (["--size", "100000", "--presize", "100000"], "'size' must be at least 32 (five stride-2 layers need room) and at most 4096"),
 ])
 def test_odd_training_arguments_are_one_line(world, cwd, args, words):
     base = train_args(world["data"], "x")
