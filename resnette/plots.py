@@ -1,24 +1,38 @@
 """Every picture resnette draws, as PNG files drawn from plain arrays: training curves, the
 learning rate finder, the confusion matrix, image grids (a batch, the top losses).
 
-A leaf module (numpy, matplotlib and utils only), so the data, the train and the command
-layers all draw through it. We draw on `matplotlib.figure.Figure` with the Agg canvas directly instead of `pyplot`:
-no global figure state, no display needed, safe in a headless server or a test.
+A leaf module (numpy, matplotlib, utils and the run folder's names only), so the data, the
+train and the command layers all draw through it. We draw on `matplotlib.figure.Figure` with
+the Agg canvas directly instead of `pyplot`: no global figure state, no display needed, safe
+in a headless server or a test. matplotlib is imported when the first figure is made (~0.5 s
+of a CPU): a command that draws nothing never pays for it.
+
+`draw_run(run)` draws a run folder's plots from its files alone (metrics.csv,
+evaluation.json, and the pictures' pixels kept in plots/*.npz), so training only saves
+numbers and `resnette report` (or the background process `resnette train` starts) draws.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from resnette.run.folder import Run, read_metrics
 from resnette.utils import atomic_write
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _save(fig: Figure, path: str | Path) -> Path:
+
+def _figure(**kwargs: Any) -> "Figure":
+    from matplotlib.figure import Figure
+    return Figure(**kwargs)
+
+
+def _save(fig: "Figure", path: str | Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     FigureCanvasAgg(fig)
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100,
                                                       bbox_inches="tight"))
@@ -33,7 +47,7 @@ def plot_curves(metrics: dict[str, Sequence], path: str | Path) -> Path:
     # numbered from 0, as in the table and metrics.csv (resnette.display)
     epochs = np.asarray(metrics.get("epoch") or range(len(next(iter(metrics.values()), []))),
                         dtype=float)
-    fig = Figure(figsize=(10, 4))
+    fig = _figure(figsize=(10, 4))
     ax_loss, ax_metric = fig.subplots(1, 2)
     for key in ("train_loss", "valid_loss"):
         if key in metrics:
@@ -61,7 +75,7 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], path: str | Path
     """The chapter's LR finder plot: loss against learning rate on a log axis, with the
     suggested learning rates marked."""
     lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
-    fig = Figure(figsize=(6, 4))
+    fig = _figure(figsize=(6, 4))
     ax = fig.subplots()
     ax.plot(lrs, losses)
     ax.set_xscale("log")
@@ -81,7 +95,7 @@ def plot_confusion(cm: np.ndarray, names: Sequence[str], path: str | Path) -> Pa
     cm = np.asarray(cm)
     n = len(names)
     side = max(4.0, 0.55 * n + 2)
-    fig = Figure(figsize=(side, side))
+    fig = _figure(figsize=(side, side))
     ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(n), labels=names, rotation=90)
@@ -103,7 +117,7 @@ def plot_images(images: np.ndarray, titles: Sequence[str], path: str | Path,
     n = len(images)
     ncols = ncols or max(1, math.ceil(math.sqrt(n)))
     nrows = max(1, math.ceil(n / ncols))
-    fig = Figure(figsize=(2.2 * ncols, 2.4 * nrows))
+    fig = _figure(figsize=(2.2 * ncols, 2.4 * nrows))
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
     for ax in axes:
         ax.axis("off")
@@ -122,6 +136,55 @@ def plot_top_losses(images: np.ndarray, actual: Sequence[str], predicted: Sequen
                     losses: Sequence[float], probs: Sequence[float], path: str | Path) -> Path:
     """The validation images the model got most wrong, as fastai's plot_top_losses:
     prediction / actual / loss / probability of the prediction."""
-    titles = [f"{p} / {a}\nloss {l:.2f}, p {q:.2f}"
-              for p, a, l, q in zip(predicted, actual, losses, probs)]
-    return plot_images(images, titles, path, title="prediction / actual / loss / probability")
+    return plot_images(images, top_loss_titles(actual, predicted, losses, probs), path,
+                       title=TOP_LOSSES_TITLE)
+
+
+TOP_LOSSES_TITLE = "prediction / actual / loss / probability"
+
+
+def top_loss_titles(actual: Sequence[str], predicted: Sequence[str], losses: Sequence[float],
+                    probs: Sequence[float]) -> list[str]:
+    return [f"{p} / {a}\nloss {l:.2f}, p {q:.2f}" for p, a, l, q in zip(predicted, actual, losses, probs)]
+
+
+# --------------------------------------------------------------------------- a run's plots
+
+def save_pixels(path: str | Path, images: np.ndarray, titles: Sequence[str]) -> Path:
+    """Keep an image grid's uint8 N,H,W,C pixels and titles (a few KB to a few MB), so it can
+    be drawn later, by another process, without the data or the model."""
+    images = np.ascontiguousarray(np.asarray(images, dtype=np.uint8))
+    titles_array = np.asarray([str(t) for t in titles], dtype=str)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, images=images, titles=titles_array)
+    return atomic_write(path, write)
+
+
+def load_pixels(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    with np.load(path, allow_pickle=False) as z:
+        return z["images"], [str(t) for t in z["titles"]]
+
+
+def draw_run(run: Run, only: Sequence[str] = ("curves", "confusion", "batch", "top_losses")
+             ) -> list[Path]:
+    """Draw every plot (of `only`) the run folder has the numbers for: the curves
+    (metrics.csv), the confusion matrix (evaluation.json) and the image grids (plots/*.npz).
+    Returns the PNGs drawn. The lr finder's plot is drawn when it runs."""
+    import json
+    drawn = []
+    metrics = read_metrics(run.metrics) if "curves" in only else {}
+    if metrics:
+        drawn.append(plot_curves(metrics, run.plot("curves")))
+    try:
+        ev = json.loads(run.evaluation.read_text(encoding="utf-8")) if "confusion" in only else {}
+    except (FileNotFoundError, ValueError):
+        ev = {}
+    if ev.get("confusion") is not None and ev.get("names"):
+        drawn.append(plot_confusion(np.asarray(ev["confusion"]), ev["names"], run.plot("confusion")))
+    for kind, title in (("batch", ""), ("top_losses", TOP_LOSSES_TITLE)):
+        if kind in only and run.pixels(kind).is_file():
+            images, titles = load_pixels(run.pixels(kind))
+            drawn.append(plot_images(images, titles, run.plot(kind), title=title))
+    return drawn

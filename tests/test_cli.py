@@ -42,6 +42,9 @@ def test_train_leaves_a_complete_run_folder(trained):
     for f in ("config.toml", "classes.json", "metrics.csv", "model.safetensors",
               "best.safetensors", "checkpoint.pt", "evaluation.json"):
         assert (run / f).is_file(), f
+    deadline = time.monotonic() + 180   # the plots: drawn by a background `resnette report`
+    while not (run / "report.html").is_file() and time.monotonic() < deadline:
+        time.sleep(0.5)
     for png in ("loss_accuracy", "confusion_matrix", "augmented_batch", "top_losses"):
         assert (run / "plots" / f"{png}.png").stat().st_size > 1000, png
     lines = (run / "metrics.csv").read_text().strip().splitlines()

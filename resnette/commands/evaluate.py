@@ -53,19 +53,32 @@ def _evaluate(run: Run, split: str, folder: str | Path | None, tta: bool, bs: in
 
 
 def evaluate_into(run: Run, model: torch.nn.Module, loader, names: list[str],
-                  split: str, tta: bool = False) -> dict:
-    """Evaluate on a loader and leave evaluation.json, the confusion matrix and the top losses."""
+                  split: str, tta: bool = False, draw: bool = True) -> dict:
+    """Evaluate on a loader and leave evaluation.json, the confusion matrix and the top losses
+    (`draw=False`: their numbers only, for resnette.plots.draw_run to draw later)."""
     probs, targets = collect(model.float(), loader, tta)
+    ev = record_evaluation(run, probs, targets, loader, names, split, tta)
+    if draw:
+        plots.draw_run(run, only=("confusion", "top_losses"))
+    return ev
+
+
+def record_evaluation(run: Run, probs: torch.Tensor, targets: torch.Tensor, loader,
+                      names: list[str], split: str, tta: bool = False) -> dict:
+    """evaluation.json, and the top losses' images (plots/top_losses.npz), from probabilities
+    already computed (`resnette train` passes its last epoch's validation): numbers only, the
+    plots are drawn from these files (resnette.plots.draw_run)."""
     ev = {"split": split, "tta": tta, **summarize(probs, targets, names)}
     save_json(run.evaluation, ev)
-    plots.plot_confusion(ev["confusion"], names, run.plot("confusion"))
     if hasattr(loader, "images") and not getattr(loader, "train", True):
         # only the validation loader keeps its order, so position i is items[i]
         worst, losses = top_losses(probs, targets, n=9)
         p = probs[worst]
-        plots.plot_top_losses(loader.images(worst).permute(0, 2, 3, 1).numpy(),
-                              [names[i] for i in targets[worst]], [names[i] for i in p.argmax(1)],
-                              losses.tolist(), p.max(1).values.tolist(), run.plot("top_losses"))
+        titles = plots.top_loss_titles([names[i] for i in targets[worst]],
+                                       [names[i] for i in p.argmax(1)], losses.tolist(),
+                                       p.max(1).values.tolist())
+        plots.save_pixels(run.pixels("top_losses"),
+                          loader.images(worst).permute(0, 2, 3, 1).numpy(), titles)
     return ev
 
 

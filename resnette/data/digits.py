@@ -5,6 +5,10 @@ still has a 1x1 map at the end) and served through the same Loader as any folder
 """
 from __future__ import annotations
 
+import gzip
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -18,21 +22,17 @@ DIGITS_SIZE = 32
 def digits(size: int = DIGITS_SIZE, bs: int = 64, valid_pct: float = 0.2, seed: int = 0,
            channels: int = 3, presize: int | None = None, **kwargs) -> DataLoaders:
     """DataLoaders over sklearn's digits: seeded `valid_pct` split, labels "0".."9"."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise ResnetteError("the digits dataset needs scikit-learn: pip install 'resnette[digits]'") from None
     if channels not in (1, 3):
         raise ResnetteError(f"channels must be 1 or 3, got {channels}")
     presize = presize or max(DIGITS_SIZE, size)
     kwargs.pop("cache_dir", None)  # nothing to cache: the digits live in memory
     kwargs.pop("method", None)
-    bunch = load_digits()
-    small = np.round(bunch.images * (255 / 16)).astype(np.uint8)
+    pixels, target = _load_digits()
+    small = np.round(pixels * (255 / 16)).astype(np.uint8)
     big = np.stack([np.asarray(Image.fromarray(im).resize((presize, presize), Image.Resampling.BILINEAR))
                     for im in small])
     images = np.repeat(big[..., None], channels, axis=-1)
-    labels = bunch.target.astype(np.int64)
+    labels = target.astype(np.int64)
     n = len(labels)
     is_valid = np.zeros(n, dtype=bool)
     is_valid[np.random.default_rng(seed).permutation(n)[: int(round(n * valid_pct))]] = True
@@ -40,3 +40,20 @@ def digits(size: int = DIGITS_SIZE, bs: int = 64, valid_pct: float = 0.2, seed: 
     vocab = [str(d) for d in range(10)]
     return from_arrays(images, labels, items, is_valid, ~is_valid, vocab, vocab, size=size, bs=bs,
                        seed=seed, **kwargs)
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """(images 1797x8x8 float, targets) as sklearn's `load_digits` returns them, read from the
+    CSV file scikit-learn ships, without importing scikit-learn (and SciPy): ~2 s of a
+    command's start on a small CPU (issue 13)."""
+    spec = importlib.util.find_spec("sklearn")   # finds the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        raise ResnetteError("the digits dataset needs scikit-learn: pip install 'resnette[digits]'")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    if not path.is_file():   # another layout: ask scikit-learn itself
+        from sklearn.datasets import load_digits
+        bunch = load_digits()
+        return bunch.images, bunch.target
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        data = np.loadtxt(f, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)

@@ -9,6 +9,8 @@
         checkpoint.pt        everything needed to --resume mid-schedule
         evaluation.json      what `resnette evaluate` measured last
         plots/*.png          curves, LR finder, confusion matrix, batch grid, top losses
+                             (plots/*.npz: the images the grids are drawn from)
+        tensorboard/         TensorBoard event files (--tensorboard)
         report.html          `resnette report` (self-contained)
         model.onnx, export/  `resnette export`'s default outputs
 
@@ -66,8 +68,15 @@ class Run:
     @property
     def export(self) -> Path: return self.path / "export"
 
+    @property
+    def tensorboard(self) -> Path: return self.path / "tensorboard"
+
     def plot(self, kind: str) -> Path:
         return self.plots / PLOT_NAMES[kind]
+
+    def pixels(self, kind: str) -> Path:
+        """The images and titles an image-grid plot is drawn from (plots/<plot>.npz)."""
+        return self.plots / PLOT_NAMES[kind].replace(".png", ".npz")
 
     def exists(self) -> bool:
         return self.config.is_file()

@@ -10,15 +10,19 @@
 The loop's own tricks are callbacks too, so they read like a user's would: progressive
 resizing, Mixup/CutMix, the EMA of the weights, and writing the run folder. `Learner(...,
 callbacks=[...])` (or fastai's `cbs=[...]`) runs yours after these, in the order given.
-A logger is a few lines: open in before_fit, write `learn.recorder.rows[-1]` in after_epoch.
+A logger is a few lines: open in before_fit, write `learn.recorder.rows[-1]` in after_epoch
+(`TensorBoard` below is one).
 """
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 
 import torch
 
 from ..run.folder import write_metrics
+from ..utils import ResnetteError
 from .checkpoints import save_weights, weights_metadata
 
 EVENTS = ("before_fit", "before_epoch", "before_batch", "after_batch", "after_epoch", "after_fit")
@@ -103,5 +107,76 @@ class SaveBest(Callback):
         rows = learn.recorder.rows
         key = "accuracy" if "accuracy" in rows[-1] else "valid_loss"
         sign = 1 if key == "accuracy" else -1
-        if learn.is_main and all(sign * rows[-1][key] >= sign * r[key] for r in rows):
+        measured = [r for r in rows if not math.isnan(r[key])]   # NaN: epoch not validated
+        if learn.is_main and measured and measured[-1] is rows[-1] and all(
+                sign * rows[-1][key] >= sign * r[key] for r in measured):
             save_weights(self.path, learn.kept_model, weights_metadata(learn))
+
+
+class CompileTime(Callback):
+    """How long the first training batch of a fit took, waiting for the device: with
+    `torch.compile` that is the compilation of the training step (tens of seconds on a GPU),
+    which epoch 0's time would otherwise hide. `seconds` is None until that batch ran;
+    `epoch` is the epoch it belongs to (not 0 in a resumed fit)."""
+
+    def __init__(self):
+        self.seconds: float | None = None
+        self.epoch, self._start = 0, None
+
+    def before_batch(self, learn) -> None:
+        if self._start is None:
+            self.epoch, self._start = learn.epoch, time.perf_counter()
+
+    def after_batch(self, learn) -> None:
+        if self.seconds is None:
+            float(learn.loss)   # one read of the loss: the step (and its compilation) is done
+            self.seconds = time.perf_counter() - self._start
+
+
+class TensorBoard(Callback):
+    """TensorBoard event files in `folder`: after each epoch its row's numbers (train_loss,
+    valid_loss, each metric, time) and the learning rate at the epoch's end, at step = the
+    epoch (numbered from 0, as metrics.csv); and the smoothed loss and the lr of every batch
+    ("batch/smooth_loss", "batch/lr", step = the batch's number since the start of training).
+
+    Needs the `tensorboard` package (`pip install resnette[tensorboard]`); checked when made,
+    so a missing package stops a run before it starts. A resumed fit appends a new event
+    file in the same folder, carrying on from the epoch and batch it resumes at.
+    """
+
+    def __init__(self, folder: str | Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:   # torch raises ImportError (or ModuleNotFoundError) without it
+            raise ResnetteError("TensorBoard logging needs the tensorboard package: "
+                                "pip install resnette[tensorboard]") from None
+        self.folder, self._writer_class, self.writer = Path(folder), SummaryWriter, None
+        self.sent = 0   # batches already logged
+
+    def before_fit(self, learn) -> None:
+        if learn.is_main:
+            self.writer = self._writer_class(log_dir=str(self.folder))
+            # a resumed fit: the batches of the epochs already done were logged by then
+            self.sent = min(len(learn.recorder.smooth_losses),
+                            len(learn.recorder.rows) * len(learn.dls.train))
+
+    def after_epoch(self, learn) -> None:
+        if self.writer is None:
+            return
+        rec, row = learn.recorder, learn.recorder.rows[-1]
+        for i in range(self.sent, len(rec.smooth_losses)):
+            self.writer.add_scalar("batch/smooth_loss", rec.smooth_losses[i], i)
+            if i < len(rec.lrs):
+                self.writer.add_scalar("batch/lr", rec.lrs[i], i)
+        self.sent = len(rec.smooth_losses)
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
+                self.writer.add_scalar(key, value, row["epoch"])
+        if rec.lrs:
+            self.writer.add_scalar("lr", rec.lrs[-1], row["epoch"])
+        self.writer.flush()   # a run killed later keeps every epoch logged so far
+
+    def after_fit(self, learn) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

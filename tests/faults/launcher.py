@@ -9,6 +9,8 @@ FAULTS is a comma-separated subset of
                    is renamed into place: a window for `kill -9` during the save
     nan_at=E:B     the inputs of epoch E, batch B become NaN, so its loss does (a divergence)
     oom_at=E:B     torch.OutOfMemoryError at epoch E, batch B (what a too-large batch does)
+    crash_at=E:B   the process dies (exit 17, no cleanup) at epoch E, batch B, in torchrun's
+                   first attempt only (TORCHELASTIC_RESTART_COUNT unset or 0): a node failure
 
 The package knows nothing about this: the launcher adds a callback to every Learner (the
 public hook a user's callback would use) and wraps the checkpoint writer, then calls
@@ -16,6 +18,7 @@ public hook a user's callback would use) and wraps the checkpoint writer, then c
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -40,6 +43,7 @@ class Fault(Callback):
     def __init__(self, faults: dict[str, str]):
         self.sleep = float(faults.get("step_sleep", 0))
         self.nan_at, self.oom_at = at(faults.get("nan_at")), at(faults.get("oom_at"))
+        self.crash_at = at(faults.get("crash_at"))
 
     def before_batch(self, learn) -> None:
         if self.sleep:
@@ -47,6 +51,8 @@ class Fault(Callback):
         where = (learn.epoch, learn.iter)
         if where == self.oom_at:
             raise torch.OutOfMemoryError(f"launcher: simulated out of memory at epoch {where[0]}, batch {where[1]}")
+        if where == self.crash_at and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
+            os._exit(17)
         if where == self.nan_at:
             learn.xb = learn.xb * float("nan")
 
