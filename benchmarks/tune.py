@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 import resnette
-from resnette.data.augment import AugmentConfig
 from resnette.models import create_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette2-224sq"
@@ -62,7 +61,7 @@ def main() -> None:
     ap.add_argument("--pct-start", type=float, default=0.25)
     ap.add_argument("--ls", type=float, default=0.0, help="label smoothing")
     ap.add_argument("--min-scale", type=float, default=0.5)
-    ap.add_argument("--aug", default="chapter", choices=["chapter", "flip"], help="flip: crop + flip only")
+    ap.add_argument("--aug", default="chapter", choices=["chapter", "flip"], help="flip: crop + flip only (--aug crop_flip)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--split-dir", type=Path, default=Path("/tmp/resnette-tune"))
@@ -75,10 +74,8 @@ def main() -> None:
     assert len(sizes) == args.epochs, "--sizes needs one value or one per epoch"
     t0 = time.perf_counter()
     dls = resnette.data.folder(root, size=sizes[0], presize=args.presize, bs=args.bs,
-                               min_scale=args.min_scale, seed=args.seed)
-    if args.aug == "flip":
-        dls.train.augment = AugmentConfig(min_scale=args.min_scale, max_rotate=0.0, max_zoom=1.0,
-                                          max_warp=0.0, p_affine=0.0, max_lighting=0.0, p_lighting=0.0)
+                               min_scale=args.min_scale, seed=args.seed,
+                               augment="crop_flip" if args.aug == "flip" else "chapter")
     data_s = time.perf_counter() - t0
     torch.manual_seed(args.seed)
     model = create_model(args.arch, n_out=dls.c, **json.loads(args.model_opts))
