@@ -74,8 +74,9 @@ def folder(root):
 
 
 def config(data, name, **more):
-    return make_config({}, dict(data=str(data), arch="simple_cnn", size=32, presize=32, bs=6,
-                                epochs=2, lr=0.01, device="cpu", precision="fp32", name=name, **more))
+    return make_config({}, {**dict(data=str(data), arch="simple_cnn", size=32, presize=32, bs=6,
+                                   epochs=2, lr=0.01, device="cpu", precision="fp32", name=name),
+                            **more})
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +146,18 @@ def test_the_command_draws_the_plots_and_report_in_a_detached_process(data, tmp_
     assert run.report.is_file()
     for kind in ("curves", "confusion", "batch", "top_losses"):
         assert run.plot(kind).stat().st_size > 1000, kind
+
+
+def test_compile_time_is_the_first_batchs_time_apart_from_the_epoch(data, tmp_path):
+    """--compile's report (`torch.compile: the first training batch took ...`) comes from this
+    callback; here without compiling (30 s on this CPU): it times batch 0 of epoch 0 only."""
+    from resnette.run.setup import build_data, make_learner, model_for
+    from resnette.train.callbacks import CompileTime
+    cfg = config(data, "c", epochs=1)
+    dls = build_data(cfg)
+    timer = CompileTime()
+    learn = make_learner(cfg, dls, model_for(cfg, dls.c, dls.channels), None, True, callbacks=[timer])
+    assert timer.seconds is None
+    learn.fit_one_cycle(1, 0.01)
+    row = learn.recorder.rows[0]
+    assert timer.epoch == 0 and 0 < timer.seconds < row["time"]
