@@ -29,7 +29,7 @@ def test_a_restart_continues_the_killed_attempt_and_ends_like_the_uninterrupted_
     again = run(args, cwd, world["home"], TORCHELASTIC_RESTART_COUNT="1")   # the same command line
     assert again.returncode == 0, again.stderr[-3000:]
     said = [line for line in again.stderr.splitlines() if line.startswith("elastic restart")]
-    assert said == [f"elastic restart 1: continuing runs/e (as with --resume)"]
+    assert said == ["elastic restart 1: continuing runs/e (as with --resume)"]
     assert metric_rows(folder) == baseline["rows"]   # same losses and accuracy, to the digit
 
 
