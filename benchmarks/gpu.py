@@ -66,7 +66,7 @@ def precision_checks(data: Path, results: dict) -> None:
         key = f"{precision}{'+compile' if compile_ else ''}"
         results["precision"][key] = dict(accuracy=acc, train_loss=loss, seconds=seconds,
                                          epoch_seconds=[r["time"] for r in rows], ok=ok,
-                                         scaler=learn.scaler is not None)
+                                         scaler=learn.scaler.is_enabled())
         print(f"{key:<14} {epochs} epoch(s): accuracy {acc:.3f} loss {loss:.3f} "
               f"epochs {[round(r['time'], 1) for r in rows]} s  {'OK' if ok else 'FAILED'}")
 
