@@ -62,3 +62,11 @@ def test_valley_picks_a_point_inside_the_longest_fall():
     losses = [5, 4, 3, 2, 1, 0, 6, 7]     # the fall spans indices 0..5
     # fastai's arithmetic: start = end - length = 5 - 6 = -1, then -1 + int(6/3) + int(6/3/2)
     assert _valley(losses) == 2
+
+
+def test_the_result_also_answers_to_fastais_names():
+    from resnette.train.lr_find import LRFindResult
+    r = LRFindResult(minimum=1e-3, steepest=2e-3, valley=3e-3, lrs=[1e-4, 1e-3], losses=[2.0, 1.0])
+    # fastai >= 2.4: SuggestedLRs(minimum=, steep=, valley=); fastai < 2.4: (lr_min, lr_steep)
+    assert (r.minimum, r.steep, r.valley) == (1e-3, 2e-3, 3e-3)
+    assert (r.lr_min, r.lr_steep) == (1e-3, 2e-3)

@@ -35,6 +35,12 @@ class LRFindResult:
     lrs: list[float]
     losses: list[float]
 
+    # fastai's names for the same suggestions: `SuggestedLRs` fields are named after the
+    # suggestion functions (minimum, steep, valley); fastai < 2.4 returned (lr_min, lr_steep).
+    steep = property(lambda self: self.steepest)
+    lr_min = property(lambda self: self.minimum)
+    lr_steep = property(lambda self: self.steepest)
+
     def plot(self, path: str | Path) -> Path:
         """Save the loss-vs-lr curve (log x axis) with the three suggestions marked, as PNG;
         fastai leaves the last 5 points out of the picture (the divergence dwarfs the rest)."""
