@@ -6,18 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fakes import image_folder
 from resnette.cli import main
 
 
-def image_folder(root, n_train=4, n_valid=2, classes=("cat", "dog")):
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("valid", n_valid)):
-        for c in classes:
-            (root / split / c).mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(
-                    root / split / c / f"{i}.png")
-    return root
 
 
 def fails(capsys, *argv, words=()):

@@ -3,28 +3,18 @@ record, and `resnette --version`."""
 import re
 from importlib.metadata import version
 
-import numpy as np
 import pytest
-from PIL import Image
 from safetensors import safe_open
 
+from fakes import image_folder
 from resnette.cli import main
 
 
-def image_folder(root, n_train, n_valid=2):
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("valid", n_valid)):
-        for c in ("cat", "dog"):
-            (root / split / c).mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
-                    root / split / c / f"{i}.png")
-    return root
 
 
 def test_the_header_counts_the_whole_training_set_and_the_weights_name_the_arch(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    data = image_folder(tmp_path / "pets", n_train=5)   # 10 images: 2 full batches of 4 and 2 left
+    data = image_folder(tmp_path / "pets", n_train=5, size=40)   # 10 images: 2 full batches of 4 and 2 left
     assert main(["train", "--data", str(data), "--arch", "simple_cnn", "--size", "32", "--presize", "32",
                  "--bs", "4", "--epochs", "1", "--device", "cpu", "--name", "r"]) == 0
     out = capsys.readouterr().out

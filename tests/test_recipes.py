@@ -6,9 +6,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from fakes import FakeDataLoaders, tiny_net
+from fakes import FakeDataLoaders, image_folder, tiny_net
 from resnette import Learner
 from resnette.cli import main
 from resnette.data.arrays import from_arrays
@@ -94,20 +93,11 @@ def test_crop_flip_with_the_whole_image_only_resizes_or_mirrors():
                     ["a", "b"], augment="rotate", **kw)
 
 
-def _folder(root):
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("valid", 3)):
-        for c in ("cat", "dog"):
-            (root / split / c).mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(
-                    root / split / c / f"{i}.png")
-    return root
 
 
 def test_test_size_is_the_validation_size_in_training_evaluate_and_predict(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    data = _folder(tmp_path / "pets")
+    data = image_folder(tmp_path / "pets", 6, 3)
     cfg = make_config({"data": str(data), "size": 32, "presize": 48, "test_size": 48, "bs": 4})
     dls = build_data(cfg)
     assert dls.train.size == 32 and next(iter(dls.valid))[0].shape[-1] == 48

@@ -4,10 +4,9 @@ import builtins
 import csv
 import math
 
-import numpy as np
 import pytest
-from PIL import Image
 
+from fakes import image_folder
 from resnette.cli import main
 from resnette.train.callbacks import TensorBoard
 from resnette.utils import ResnetteError
@@ -15,15 +14,6 @@ from resnette.utils import ResnetteError
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
 
-def image_folder(root):
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 12), ("valid", 4)):
-        for c, base in (("dark", 60), ("light", 190)):
-            (root / split / c).mkdir(parents=True)
-            for i in range(n):
-                pixels = np.clip(base + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(root / split / c / f"{i}.png")
-    return root
 
 
 def read_events(folder):
@@ -34,7 +24,7 @@ def read_events(folder):
 
 def test_the_event_file_holds_what_metrics_csv_holds(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    data = image_folder(tmp_path / "images")
+    data = image_folder(tmp_path / "images", 12, 4, ("dark", "light"), size=32, levels=(60, 190))
     assert main(["train", "--data", str(data), "--arch", "simple_cnn", "--size", "32",
                  "--presize", "32", "--bs", "6", "--epochs", "3", "--device", "cpu", "--quiet",
                  "--name", "tb", "--tensorboard"]) == 0
@@ -80,7 +70,7 @@ def test_the_cli_refuses_before_making_a_run_folder(tmp_path, monkeypatch, capsy
             raise ImportError("TensorBoard logging requires TensorBoard version 1.15 or above")
         return real_import(name, *args, **kwargs)
     monkeypatch.chdir(tmp_path)
-    data = image_folder(tmp_path / "images")
+    data = image_folder(tmp_path / "images", 12, 4, ("dark", "light"), size=32, levels=(60, 190))
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
     assert main(["train", "--data", str(data), "--arch", "simple_cnn", "--size", "32", "--bs", "6",
                  "--epochs", "1", "--device", "cpu", "--quiet", "--name", "x", "--tensorboard"]) == 2

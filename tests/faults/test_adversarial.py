@@ -138,8 +138,11 @@ def test_ctrl_c_while_the_cache_is_built_leaves_no_run_and_no_partial_cache(tmp_
                 Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(
                     tmp_path / "big" / split / label / f"{i}.jpg", quality=90)
     home = tmp_path / "home"
+    # A shell runs background jobs (`pytest ... &`, a CI step) with SIGINT ignored, and an
+    # ignored signal stays ignored in children: give the child a terminal's default Ctrl-C.
     proc = subprocess.Popen([sys.executable, "-m", "resnette", *train_args(tmp_path / "big", "cc")],
-                            cwd=tmp_path, env=env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     decoded = home / "decoded"
     deadline = time.monotonic() + 120
     while not (decoded.is_dir() and list(decoded.glob(".*.tmp"))):
