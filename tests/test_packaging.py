@@ -54,6 +54,8 @@ def test_the_wheel_carries_license_py_typed_and_the_spdx_license(dists):
         (lic,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
         assert whl.read(lic) == (ROOT / "LICENSE").read_bytes()
     assert "resnette/py.typed" in names
+    # the named recipes are data files: `--recipe fast` must work from an installed wheel
+    assert {f"resnette/run/recipes/{r}.toml" for r in ("chapter", "fast", "leaderboard")} <= set(names)
     assert meta["License-Expression"] == "Apache-2.0"
     assert meta.get_all("License-File") == ["LICENSE"]
     assert meta["Requires-Python"] == ">=3.11"
