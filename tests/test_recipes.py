@@ -107,6 +107,8 @@ def test_test_size_is_the_validation_size_in_training_evaluate_and_predict(tmp_p
     assert main(["evaluate", "runs/t", "--test-size", "40", "--bs", "4", "--json"]) == 0
     assert main(["evaluate", "runs/t", "--test-size", "8", "--bs", "4"]) == 2
     assert "'test_size' must be at least 32" in capsys.readouterr().err
+    assert main(["evaluate", "runs/t", "--test-size", "100000", "--bs", "4"]) == 2   # no huge allocation
+    assert "at most 4096" in capsys.readouterr().err
 
 
 def test_valid_every_zero_validates_only_after_the_last_epoch(tmp_path):

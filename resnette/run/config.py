@@ -118,7 +118,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "data": (lambda v: v != "", "a dataset name or a folder"),
     "aug": (lambda v: v in AUGS, "one of " + ", ".join(AUGS)),
     "act": (lambda v: v in ACTS, "one of " + ", ".join(ACTS)),
-    "test_size": (lambda v: v is None or v >= 32, "at least 32"),
+    "test_size": (lambda v: v is None or 32 <= v <= 4096, "at least 32 and at most 4096"),
     "pct_start": (lambda v: v is None or 0 <= v < 1, "in [0, 1)"),
     "recipe": (lambda v: v is None or v in recipes.names(), "one of " + ", ".join(recipes.names())),
 }
