@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from resnette.run.config import TrainConfig, make_config, read_toml, save_config
@@ -39,6 +39,15 @@ def taken(run: Run) -> bool:
 
 def has_weights(run: Run) -> bool:
     return any(f.is_file() for f in (run.checkpoint, run.model, run.best))
+
+
+def as_used(cfg: TrainConfig) -> TrainConfig:
+    """The config as the run really trains: "auto" precision, device and memory format
+    resolved for this machine (config.toml records what was used, not what was asked)."""
+    from resnette.train.precision import resolve
+    compute = resolve(cfg.precision, cfg.device, cfg.channels_last)
+    return replace(cfg, precision=compute.precision, device=str(compute.device),
+                   channels_last=compute.channels_last)
 
 
 def check_resumable(run: Run, cfg: TrainConfig) -> None:
@@ -92,7 +101,7 @@ class Plan:
             raise ResnetteError(f"cannot write to run folder {run.path} ({e.strerror}); "
                                 "choose another --run-dir") from None
         if config:
-            save_config(self.cfg, run.config)
+            save_config(as_used(self.cfg), run.config)
         if dls is not None:
             save_classes(run, dls.vocab, dls.names, dls.mean, dls.std, dls.channels)
         self.committed = True
@@ -184,7 +193,6 @@ def plan_run(cfg: TrainConfig, resume: bool, overwrite: bool, root: str | Path =
 
 
 def _named(cfg: TrainConfig, run: Run) -> TrainConfig:
-    from dataclasses import replace
     return replace(cfg, name=run.name)
 
 

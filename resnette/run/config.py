@@ -174,22 +174,69 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.bs == 1:   # training only (evaluate may use 1): batchnorm learns from batch statistics
         raise ResnetteError("config key 'bs' is 1: batchnorm needs at least two images a batch "
                             "to train; use --bs 2 or more")
+    _check_progressive(cfg)
     if cfg.presize < cfg.size:
         raise ResnetteError(f"presize ({cfg.presize}) must be at least size ({cfg.size}): "
                             "images are cropped from the presized version")
     return cfg
 
 
+def _check_progressive(cfg: TrainConfig) -> None:
+    """The sizes of progressive resizing against the keys they share meaning with: each is a
+    crop of the presized image (<= presize, as `size`), each gets an epoch, the last is `size`."""
+    sizes = cfg.progressive
+    if not sizes:
+        return
+    shown = " ".join(map(str, sizes))
+    if max(sizes) > cfg.presize:
+        raise ResnetteError(f"progressive sizes ({shown}) must be at most presize "
+                            f"({cfg.presize}): images are cropped from the presized version; "
+                            f"raise --presize or give smaller sizes")
+    if len(sizes) > cfg.epochs:
+        raise ResnetteError(f"progressive has {len(sizes)} sizes ({shown}) for {cfg.epochs} "
+                            "epoch(s): each size needs an epoch; give at most "
+                            f"{cfg.epochs} sizes, more --epochs, or --progressive with none")
+    if sizes[-1] != cfg.size:
+        raise ResnetteError(f"the last progressive size ({sizes[-1]}) is the size the run ends "
+                            f"at, but size is {cfg.size}; give one of them only (--size alone "
+                            "clears progressive, --progressive alone sets size)")
+
+
+# A key set in a layer also decides these keys, unless the same layer sets them too: a lower
+# layer's value was chosen for its own `size`/`schedule`, not for the one asked for now.
+IMPLIES: dict[str, tuple[str, ...]] = {
+    "size": ("progressive", "test_size"),   # `--size 32` trains at 32 and validates at 32
+    "schedule": ("pct_start",),             # flat_cos's 0.75 is not one_cycle's 0.25
+}
+
+
+def layered(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The layers merged, lowest first, with IMPLIES applied; a `progressive` list given
+    without a `size` in its layer sets `size` to its last entry (the size the run ends at)."""
+    values: dict[str, Any] = {}
+    for layer in layers:
+        for key, implied in IMPLIES.items():
+            if key in layer:
+                for k in implied:
+                    if k not in layer:
+                        values.pop(k, None)
+        values.update(layer)
+        ends = layer.get("progressive")
+        if "size" not in layer and isinstance(ends, list) and ends and isinstance(ends[-1], int):
+            values["size"] = ends[-1]
+    return values
+
+
 def make_config(file_values: dict[str, Any] | None = None,
                 flag_values: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults < dataset preset < recipe < config file < flags, then validate."""
+    """Defaults < dataset preset < recipe < config file < flags (`layered`), then validate."""
     overrides = {**(file_values or {}), **(flag_values or {})}
     _reject_unknown(overrides)
     data = overrides.get("data", TrainConfig.data)
     preset = PRESETS.get(data, {}) if isinstance(data, str) else {}
     recipe = overrides.get("recipe")
     layer = recipes.settings(recipe) if isinstance(recipe, str) else {}
-    values = {**preset, **layer, **overrides}
+    values = layered([preset, layer, file_values or {}, flag_values or {}])
     hints = type_hints()
     checked = {k: _check_type(k, v, hints[k]) for k, v in values.items()}
     return validate(TrainConfig(**checked))
