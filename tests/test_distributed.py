@@ -209,6 +209,21 @@ def test_peer_failures_are_told_apart_from_bugs():
     assert "\n" not in msg and "pytorch/third_party" not in msg
 
 
+def test_one_context_manager_translates_a_lost_peer_and_keeps_a_bug():
+    gone = RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [::1]:1")
+    with pytest.raises(ResnetteError, match=r"during the test \(Connection closed by peer"):
+        with distributed.peer_failures("the test"):
+            raise gone
+    bug = RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+    with pytest.raises(RuntimeError, match="mat1") as kept:
+        with distributed.peer_failures("the test"):
+            raise bug
+    assert kept.value is bug
+    with pytest.raises(ResnetteError, match="during setting up"):   # the preparation group
+        with distributed.peer_failures("setting up", every_error=True):
+            raise bug
+
+
 def test_ddp_refuses_loaders_not_split_for_the_job():
     dls = tiny_data(0, 1, 8)
     with pytest.raises(ResnetteError, match="world_size=2"):
