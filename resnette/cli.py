@@ -4,6 +4,10 @@ Each subcommand's arguments are parsed here and handed to `main(args)` of its mo
 resnette/commands/ (one module per verb), which does the work and prints the result.
 Every training option is a field of `resnette.run.config.TrainConfig`; the flags are
 generated from those fields, so a flag, a config-file key and the saved config.toml agree.
+
+It answers at once: only the command being run gets its arguments (train's flags come from
+the config module, whose limits import torch), so `resnette --version`, `--help` and
+`recipes` start without torch (tests/test_cli_startup.py; benchmarks/startup.py times them).
 """
 from __future__ import annotations
 
@@ -14,8 +18,6 @@ import sys
 from dataclasses import MISSING, fields
 from typing import Any, Callable, Sequence
 
-from resnette.run import config as config_mod
-from resnette.train.settings import LIMITS
 from resnette.utils import ResnetteError
 
 EXAMPLES = {
@@ -41,6 +43,7 @@ EXAMPLES = {
   resnette export runs/digits-xresnet18-32px --format safetensors --out exported/""",
     "summary": """examples:
   resnette summary xresnet50 --size 224
+  resnette summary --arch xresnet18 --size 128     # spelled as for train
   resnette summary --list""",
     "reproduce": """examples:
   resnette reproduce chapter14 --quick                 # every experiment, tiny: a smoke test
@@ -68,6 +71,7 @@ class Parser(argparse.ArgumentParser):
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field. Defaults are SUPPRESSed so that only flags the user
     typed reach the config (a flag must not silently undo a config-file value)."""
+    from resnette.run import config as config_mod   # torch, through the Learner's limits
     p.add_argument("--config", metavar="FILE", help="TOML file with any of the options below")
     group = p.add_argument_group("training options (also config-file keys)")
     hints = config_mod.type_hints()
@@ -90,6 +94,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
 def limited(key: str, kind: type = int) -> Callable[[str], Any]:
     """An argparse type for a flag that shares a setting's limits (train/settings.py's LIMITS,
     the one table): `--bs 0` is refused by the parser, one line, exit 2, like `train --bs 0`."""
+    from resnette.train.settings import LIMITS   # torch: only for the command that needs it
     test, what = LIMITS[key]
 
     def convert(text: str) -> Any:
@@ -137,7 +142,9 @@ COMMANDS = {"train": "train", "lr-find": "lr_find", "evaluate": "evaluate", "pre
 
 # --------------------------------------------------------------------------- parser
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `command`, only that command's arguments are added (the others are
+    listed with their one-line help), which is all `main` needs. "" adds none."""
     parser = Parser(prog="resnette", description="Train ResNets for image classification from "
                     "scratch: the fastai book's chapter 14 as software.",
                     epilog="quick start:  resnette train --data digits",
@@ -145,22 +152,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 parser_class=Parser)
+    for name, (help, add_arguments) in ARGUMENTS.items():
+        p = sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        if command is None or command == name:
+            add_arguments(p)
+    return parser
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    for name, help in (("train", "train a model into a run folder"),
-                       ("lr-find", "run the learning rate finder")):
-        p = command(name, help)
+def _training(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(p: argparse.ArgumentParser) -> None:
         p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
         p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
         if name == "train":
             p.add_argument("--resume", action="store_true",
                            help="continue the run (--name/--run-dir) from its checkpoint")
         add_train_flags(p)
+    return add
 
-    p = command("evaluate", "accuracy, top-5, per-class accuracy, confusion matrix")
+
+def _evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder")
     p.add_argument("--split", choices=("valid", "train"), default="valid")
     p.add_argument("--folder", help="evaluate a folder laid out <label>/*.jpg instead")
@@ -170,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "--test-size, else its --size)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
-    p = command("predict", "class names and probabilities for images")
+
+def _predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run folder or .safetensors file")
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--top", "-k", type=at_least(1), default=3, help="how many classes to show (default: 3)")
@@ -178,19 +190,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--config", help="config.toml for a bare .safetensors file")
 
-    p = command("export", "export a trained model as ONNX or safetensors + config")
+
+def _export(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder or .safetensors file")
     p.add_argument("--format", choices=("onnx", "safetensors"), default="onnx")
     p.add_argument("--out", help="output file (onnx) or folder (safetensors)")
 
-    p = command("summary", "layer table: output shapes, parameters, multiply-adds")
+
+def _summary(p: argparse.ArgumentParser) -> None:
     p.add_argument("arch", nargs="?", help="architecture name")
+    p.add_argument("--arch", dest="arch_flag", metavar="ARCH",
+                   help="the same, spelled as train and lr-find spell it")
     p.add_argument("--size", type=limited("size"), default=128, help="input size (default: 128)")
     p.add_argument("--c-in", type=at_least(1), default=3, help="input channels (default: 3)")
     p.add_argument("--classes", type=at_least(1), default=10, help="outputs (default: 10)")
     p.add_argument("--list", action="store_true", help="list the architectures")
 
-    p = command("reproduce", "rerun the chapter's experiments beside its numbers")
+
+def _reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=("chapter14",), help="what to reproduce")
     p.add_argument("--only", help="one experiment (see the list printed by --only help)")
     p.add_argument("--quick", action="store_true", help="a few hundred images, 1 epoch (CI)")
@@ -198,18 +215,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/reproduce-chapter14", help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
 
-    p = command("bench", "data, model and end-to-end throughput of this machine")
+
+def _bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="shorter timings")
     p.add_argument("--device", type=limited("device", str), default="auto",
                    help="auto, cpu, cuda or cuda:N")
 
-    p = command("recipes", "the named training recipes (--recipe NAME)")
+
+def _recipes(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", help="show this recipe's settings")
 
-    p = command("report", "one self-contained HTML page about a run")
+
+def _report(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder")
     p.add_argument("--out", help="output file (default: <run>/report.html)")
-    return parser
+
+
+# each command: its one-line help and what adds its arguments (the module that runs it: COMMANDS)
+ARGUMENTS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "train": ("train a model into a run folder", _training("train")),
+    "lr-find": ("run the learning rate finder", _training("lr-find")),
+    "evaluate": ("accuracy, top-5, per-class accuracy, confusion matrix", _evaluate),
+    "predict": ("class names and probabilities for images", _predict),
+    "export": ("export a trained model as ONNX or safetensors + config", _export),
+    "summary": ("layer table: output shapes, parameters, multiply-adds", _summary),
+    "reproduce": ("rerun the chapter's experiments beside its numbers", _reproduce),
+    "bench": ("data, model and end-to-end throughput of this machine", _bench),
+    "recipes": ("the named training recipes (--recipe NAME)", _recipes),
+    "report": ("one self-contained HTML page about a run", _report),
+}
+
+
+def command_in(argv: Sequence[str]) -> str:
+    """The command word of `argv` ("" when there is none yet, as in `resnette --help`): the
+    top-level parser has no option that takes a value, so it is the first positional."""
+    return next((a for a in argv if not a.startswith("-")), "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -218,7 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors=errors)
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(command_in(argv)).parse_args(argv)
     try:
         importlib.import_module(f"resnette.commands.{COMMANDS[args.command]}").main(args)
     except ResnetteError as e:

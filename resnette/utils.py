@@ -1,4 +1,7 @@
-"""Small helpers shared by every layer: the user-facing error, atomic writes, seeding."""
+"""Small helpers shared by every layer: the user-facing error, atomic writes, seeding.
+
+Imports no torch and no NumPy at import time: the command line reads this module for every
+command, and `resnette --version` or `recipes` must not pay ~2 s for torch on a small CPU."""
 from __future__ import annotations
 
 import errno
@@ -7,9 +10,6 @@ import random
 import tempfile
 from pathlib import Path
 from typing import Callable
-
-import numpy as np
-import torch
 
 
 class ResnetteError(Exception):
@@ -82,7 +82,12 @@ def _free_bytes(folder: Path) -> int:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch so the same seed on the same machine repeats a run."""
+    """Seed Python, NumPy and PyTorch so the same seed on the same machine repeats a run.
+
+    NumPy and torch are imported here, not above: every caller trains, so has them loaded."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

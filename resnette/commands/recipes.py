@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from resnette.run import recipes
-from resnette.run.config import toml_value
+from resnette.run.tomlfile import toml_value   # not run.config: it imports torch
 
 
 def main(args: argparse.Namespace) -> None:

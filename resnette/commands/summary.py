@@ -9,6 +9,10 @@ from resnette.utils import ResnetteError
 
 
 def main(args: argparse.Namespace) -> None:
+    flag = getattr(args, "arch_flag", None)   # `--arch NAME`, as train and lr-find spell it
+    if flag and args.arch and flag != args.arch:
+        raise ResnetteError(f"two architectures given ({args.arch} and --arch {flag}); give one")
+    args.arch = args.arch or flag
     if args.list or not args.arch:
         print("\n".join(list_models()))
         return
