@@ -15,6 +15,7 @@ LAYERS = [
     ["resnette.data"],
     ["resnette.models"],
     ["resnette.train"],
+    ["resnette.book"],   # the book facade: above train, imported by nothing
     ["resnette.run"],
     ["resnette.commands"],
     ["resnette.cli", "resnette.__main__", "resnette"],
