@@ -43,7 +43,7 @@ class DataLoaders(_DataLoaders):
         if b is not None or nrows is not None or ncols is not None or kwargs:
             raise ResnetteError("resnette.book's show_batch takes max_n (and path=); it draws the "
                                 "first training batch in a square grid")
-        return super().show_batch(path, n=max_n)
+        return super().show_batch(path, max_n)
 
 
 class DataBlock:

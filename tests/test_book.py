@@ -1,0 +1,271 @@
+"""resnette.book: the chapter's names, with fastai's semantics where the chapter depends on them.
+
+Expected values come from fastai 2.8's code (read, not run): URLs' strings (data/external.py),
+RandomSplitter's recipe (data/transforms.py: torch.manual_seed(seed), torch.randperm(n), the
+first int(valid_pct * n) validation), ConvLayer's init (layers.py: init_linear with the
+activation's __default_init__, kaiming_uniform_ for ReLU; _get_norm: batchnorm bias 1e-3,
+weight 0 for BatchZero), ResBlock's layout and Module's pre-init (torch_core.py).
+"""
+import ast
+import math
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import resnette.book as book
+from resnette.book import (CategoryBlock, ConvLayer, CutMix, DataBlock, GrandparentSplitter,
+                           ImageBlock, Learner, MixUp, Module, Normalize, NormType, RandomSplitter,
+                           ResBlock, Resize, URLs, aug_transforms, get_image_files, imagenet_stats,
+                           noop, parent_label, untar_data)
+from resnette.utils import ResnetteError
+
+from fakes import FakeDataLoaders, tiny_net
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """The decoded-image cache and datasets go to a temporary RESNETTE_HOME."""
+    monkeypatch.setenv("RESNETTE_HOME", str(tmp_path / "home"))
+
+
+CHAPTER_NAMES = {
+    "untar_data", "URLs", "DataBlock", "DataLoaders", "ImageBlock", "CategoryBlock",
+    "get_image_files", "parent_label", "GrandparentSplitter", "RandomSplitter", "Resize",
+    "aug_transforms", "Normalize", "imagenet_stats", "nn", "F", "torch", "Module", "noop",
+    "NormType", "Flatten", "ConvLayer", "ResBlock", "xresnet18", "xresnet34", "xresnet50",
+    "xresnet101", "xresnet152", "Learner", "accuracy", "LabelSmoothingCrossEntropy", "MixUp",
+    "CutMix"}
+
+
+def test_star_import_gives_exactly_the_chapters_names():
+    ns: dict = {}
+    exec("from resnette.book import *", ns)
+    assert set(ns) - {"__builtins__"} == CHAPTER_NAMES
+    assert ns["nn"] is torch.nn and ns["torch"] is torch and ns["F"] is torch.nn.functional
+
+
+@pytest.mark.parametrize("name", ["cnn_learner", "vision_learner", "ImageDataLoaders", "Adam"])
+def test_a_name_outside_the_chapter_fails_with_one_line(name):
+    with pytest.raises(AttributeError) as err:
+        getattr(book, name)
+    assert str(err.value).startswith(f"resnette.book covers chapter 14; {name} is not in it")
+    assert "\n" not in str(err.value)
+
+
+def test_nothing_in_resnette_imports_the_book():
+    root = Path(book.__file__).parents[1]
+    users = []
+    for f in root.rglob("*.py"):
+        if "book" in f.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            users += [str(f) for n in names if n.startswith("resnette.book") or n == "book"]
+    assert users == []
+
+
+def test_urls_are_fastais():
+    s3 = "https://s3.amazonaws.com/fast-ai-imageclas/"
+    assert URLs.IMAGENETTE_160 == s3 + "imagenette2-160.tgz"
+    assert URLs.IMAGENETTE_320 == s3 + "imagenette2-320.tgz"
+    assert URLs.IMAGEWOOF == s3 + "imagewoof2.tgz"
+    assert URLs.MNIST == s3 + "mnist_png.tgz"
+    assert URLs.MNIST_TINY == "https://s3.amazonaws.com/fast-ai-sample/mnist_tiny.tgz"
+    assert imagenet_stats == ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+
+
+# ---- data --------------------------------------------------------------------------------------
+COLOURS = {"a": (200, 30, 30), "b": (30, 200, 30), "c": (30, 30, 200)}
+
+
+def nette(root: Path, n_train: int = 6, n_val: int = 2, size: int = 40) -> Path:
+    """An Imagenette-like folder: train/ and val/ with one folder per class of flat colours,
+    plus what get_image_files must skip or find (a csv, a hidden file, an upper-case .JPEG)."""
+    for split, n in (("train", n_train), ("val", n_val)):
+        for label, rgb in COLOURS.items():
+            (root / split / label).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (size, size + 8), rgb).save(root / split / label / f"{i}.png")
+    Image.new("RGB", (size, size), (0, 0, 0)).save(root / "train" / "a" / "x.JPEG")
+    Image.new("RGB", (size, size), (0, 0, 0)).save(root / "train" / "a" / ".hidden.png")
+    (root / "noisy.csv").write_text("path,label\n")
+    return root
+
+
+def block(**kwargs) -> DataBlock:
+    args = dict(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files,
+                splitter=GrandparentSplitter(valid_name="val"), get_y=parent_label,
+                item_tfms=Resize(24), batch_tfms=[*aug_transforms(min_scale=0.5, size=16),
+                                                  Normalize.from_stats(*imagenet_stats)])
+    return DataBlock(**{**args, **kwargs})
+
+
+def test_get_image_files_and_parent_label(tmp_path):
+    files = get_image_files(nette(tmp_path))
+    assert len(files) == 3 * 6 + 1 + 3 * 2            # the .JPEG counts, .csv and hidden do not
+    assert not any(f.name.startswith(".") for f in files)
+    assert parent_label(tmp_path / "train" / "b" / "0.png") == "b"
+
+
+def test_datablock_gives_resnettes_loaders_split_by_grandparent(tmp_path):
+    dls = block().dataloaders(nette(tmp_path), bs=4)
+    assert dls.vocab == ["a", "b", "c"] and dls.c == 3
+    assert (dls.train.n, dls.valid.n) == (16, 6)      # 19 train items, 4 full batches of 4
+    assert len(dls.train.items) == 19 and all("/val/" in i for i in dls.valid.items)
+    x, y = dls.one_batch()
+    assert x.shape == (4, 3, 16, 16) and x.dtype == torch.float32 and y.shape == (4,)
+    assert dls.train.presize == 24
+
+
+def test_valid_batches_are_the_images_normalised_by_the_given_stats(tmp_path):
+    dls = block().dataloaders(nette(tmp_path), bs=6)
+    x, y = next(iter(dls.valid))
+    mean, std = (torch.tensor(s).view(3, 1, 1) for s in imagenet_stats)
+    for img, label in zip(x, y):
+        rgb = torch.tensor(COLOURS[dls.vocab[label]], dtype=torch.float32).view(3, 1, 1) / 255
+        torch.testing.assert_close(img, ((rgb - mean) / std).expand(3, 16, 16), atol=2e-2, rtol=0)
+    raw = block(batch_tfms=None).dataloaders(tmp_path, bs=6)   # no Normalize: [0, 1], as fastai
+    x, _ = next(iter(raw.valid))
+    assert x.shape[-1] == 24 and 0 <= float(x.min()) and float(x.max()) <= 1
+
+
+def test_random_splitter_is_fastais_recipe():
+    items = list(range(50))
+    torch.manual_seed(42)
+    perm = torch.randperm(50).tolist()                # fastai: manual_seed, randperm, cut
+    train, valid = RandomSplitter(0.2, seed=42)(items)
+    assert valid == perm[:10] and train == perm[10:]
+
+
+def test_no_splitter_is_a_seeded_random_20_percent(tmp_path):
+    root = nette(tmp_path)
+    first = block(splitter=None).dataloaders(root, bs=2)
+    again = block(splitter=None).dataloaders(root, bs=2)
+    assert first.valid.n == int(0.2 * 25) == 5
+    assert first.valid.items == again.valid.items
+
+
+def test_grandparent_splitter_leaves_other_folders_out():
+    items = [Path(p) for p in ("r/train/a/1.png", "r/val/a/2.png", "r/test/a/3.png",
+                               "r/valid/b/4.png")]
+    assert GrandparentSplitter(valid_name="val")(items) == ([0], [1])
+    assert GrandparentSplitter()(items) == ([0], [3])
+    assert GrandparentSplitter(valid_name=["val", "valid"])(items) == ([0], [1, 3])
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: block(item_tfms=None), "item_tfms=Resize"),
+    (lambda: block(blocks=(ImageBlock,)), "CategoryBlock"),
+    (lambda: aug_transforms(flip_vert=True), "flip_vert"),
+    (lambda: Normalize(), "from_stats"),
+    (lambda: Resize((128, 96)), "one int size"),
+])
+def test_arguments_without_a_resnette_equivalent_fail_in_one_line(make, words):
+    with pytest.raises(ResnetteError, match=words) as err:
+        make()
+    assert "\n" not in str(err.value)
+
+
+def test_aug_transforms_maps_fastais_arguments():
+    (aug,) = aug_transforms(mult=2.0, max_rotate=5.0, min_scale=0.35, size=96, do_flip=False)
+    cfg = aug.config
+    assert (cfg.max_rotate, cfg.max_warp, cfg.max_lighting) == (10.0, 0.4, 0.4)
+    assert (cfg.min_scale, cfg.do_flip, cfg.ratio, aug.size) == (0.35, False, (1.0, 1.0), 96)
+
+
+def test_untar_data_extracts_the_chapters_url_or_uses_a_local_folder(tmp_path, monkeypatch):
+    src = nette(tmp_path / "src" / "imagenette2-160")
+    with tarfile.open(tmp_path / "nette.tgz", "w:gz") as t:
+        t.add(src, arcname="imagenette2-160")
+    monkeypatch.setenv("RESNETTE_URL_IMAGENETTE_160", (tmp_path / "nette.tgz").as_uri())
+    path = untar_data(URLs.IMAGENETTE_160)
+    assert path == tmp_path / "home" / "imagenette2-160" and (path / "val" / "c" / "1.png").exists()
+    monkeypatch.setenv("RESNETTE_URL_IMAGENETTE_320", src.as_uri())    # a folder: used in place
+    assert untar_data(URLs.IMAGENETTE_320) == src
+    with pytest.raises(ResnetteError, match="is not one"):
+        untar_data("https://example.com/other.tgz")
+
+
+# ---- layers ------------------------------------------------------------------------------------
+def test_module_needs_no_super_init():
+    class Net(Module):
+        def __init__(self, ni, nf):
+            self.conv = nn.Conv2d(ni, nf, 1)
+            self.shortcut = noop
+
+        def forward(self, x):
+            return self.conv(x) + self.shortcut(x)
+
+    net = Net(4, 4)
+    assert [n for n, _ in net.named_parameters()] == ["conv.weight", "conv.bias"]
+    assert net(torch.zeros(1, 4, 3, 3)).shape == (1, 4, 3, 3)
+    assert noop(5) == 5 and noop() is None
+
+
+def test_conv_layer_is_fastais_layout_and_init():
+    torch.manual_seed(0)
+    layer = ConvLayer(64, 128, stride=2)
+    conv, bn, act = layer
+    assert conv.bias is None and conv.stride == (2, 2) and conv.padding == (1, 1)
+    assert isinstance(bn, nn.BatchNorm2d) and isinstance(act, nn.ReLU)
+    assert torch.all(bn.bias == 1e-3) and torch.all(bn.weight == 1)
+    fan_in = 64 * 9                                  # kaiming_uniform_: U(-b, b), b = sqrt(6/fan_in)
+    w = conv.weight.detach()
+    assert float(w.abs().max()) <= math.sqrt(6 / fan_in)
+    assert float(w.abs().max()) > 0.98 * math.sqrt(6 / fan_in)
+    assert abs(float(w.std()) - math.sqrt(2 / fan_in)) < 0.02 * math.sqrt(2 / fan_in)
+    zero = ConvLayer(16, 16, act_cls=None, norm_type=NormType.BatchZero)
+    assert len(zero) == 2 and torch.all(zero[1].weight == 0) and torch.all(zero[1].bias == 1e-3)
+    bound = 1 / math.sqrt(16 * 9)                    # no activation: PyTorch's own init
+    assert float(zero[0].weight.detach().abs().max()) <= bound
+    plain = ConvLayer(16, 32, ks=1, norm_type=None, bn_1st=False)
+    assert plain[0].bias is not None and abs(float(plain[0].bias.detach().std()) - 0.01) < 0.005
+    assert isinstance(ConvLayer(8, 8, bn_1st=False)[1], nn.ReLU)
+
+
+def test_resblock_is_fastais_and_starts_as_the_shortcut():
+    torch.manual_seed(0)
+    rb = ResBlock(1, 16, 32, stride=2)
+    assert [type(m).__name__ for m in rb.idpath] == ["AvgPool2d", "ConvLayer"]
+    assert rb.idpath[0].ceil_mode
+    x = torch.randn(2, 16, 9, 9)
+    out = rb(x)
+    assert out.shape == (2, 32, 5, 5)
+    # The BatchZero layer outputs its bias, 1e-3, everywhere: act(1e-3 + shortcut(x)).
+    torch.testing.assert_close(out, torch.relu(rb.idpath(x) + 1e-3))
+    same = ResBlock(1, 64, 64)
+    assert len(same.idpath) == 0
+    assert sum(p.numel() for p in same.parameters()) == 2 * 64 * 64 * 9 + 2 * 2 * 64
+    bottle = ResBlock(4, 16, 16)                     # fastai: ni, nf times expansion; nh = nf
+    assert bottle.convpath[0][0].in_channels == 64 and bottle.convpath[1][0].out_channels == 16
+    assert bottle(torch.randn(1, 64, 4, 4)).shape == (1, 64, 4, 4)
+
+
+def test_xresnet_takes_fastais_arguments():
+    model = book.xresnet18(n_out=7, c_in=1)
+    assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 7)
+    with pytest.raises(ResnetteError, match="pretrained"):
+        book.xresnet50(pretrained=True)
+
+
+# ---- Learner -----------------------------------------------------------------------------------
+def test_learner_maps_fastais_callbacks_onto_resnettes_mixing():
+    dls = FakeDataLoaders()
+    learn = Learner(dls, tiny_net(), loss_func=nn.CrossEntropyLoss(), metrics=book.accuracy,
+                    cbs=[MixUp(), CutMix(0.5)])
+    assert (learn.settings.mixup, learn.settings.cutmix, learn.settings.wd) == (0.4, 0.5, 0.01)
+    assert learn.columns == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
+    with pytest.raises(ResnetteError, match="path"):
+        Learner(dls, tiny_net(), path="somewhere")
+
+
+def test_mixup_given_to_resnettes_own_learner_says_so():
+    from resnette.train import Learner as Plain
+    learn = Plain(FakeDataLoaders(), tiny_net(), cbs=[MixUp()], quiet=True)
+    with pytest.raises(ResnetteError, match="mixup=0.4"):
+        learn.fit(1)
