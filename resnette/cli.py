@@ -58,6 +58,12 @@ EXAMPLES = {
   resnette train --recipe fast --data imagenette-160 # flags still override it""",
     "report": """examples:
   resnette report runs/digits-xresnet18-32px        # -> runs/digits-xresnet18-32px/report.html""",
+    "runs": """examples:
+  resnette runs --sort acc --where arch=xresnet18    # best first; also !=, <, >; a glob
+  resnette runs diff a b                             # settings that differ, metric deltas
+  resnette runs plot a b c -o curves.png             # curves overlaid; `runs html`: a page""",
+    "cache": """examples:
+  resnette cache clear --unused-days 30              # or --missing-source, or --all""",
 }
 
 
@@ -137,7 +143,7 @@ def version() -> str:
 # the module of resnette/commands/ that runs each verb
 COMMANDS = {"train": "train", "lr-find": "lr_find", "evaluate": "evaluate", "predict": "predict",
             "export": "export", "summary": "summary", "reproduce": "reproduce", "bench": "bench",
-            "report": "report", "recipes": "recipes"}
+            "report": "report", "recipes": "recipes", "runs": "runs", "cache": "cache"}
 
 
 # --------------------------------------------------------------------------- parser
@@ -231,6 +237,11 @@ def _report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output file (default: <run>/report.html)")
 
 
+def _own(module: str) -> Callable[[argparse.ArgumentParser], None]:
+    """A command whose module adds its own arguments (`add_arguments`; it imports no torch)."""
+    return lambda p: importlib.import_module(f"resnette.commands.{module}").add_arguments(p)
+
+
 # each command: its one-line help and what adds its arguments (the module that runs it: COMMANDS)
 ARGUMENTS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "train": ("train a model into a run folder", _training("train")),
@@ -243,6 +254,8 @@ ARGUMENTS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "bench": ("data, model and end-to-end throughput of this machine", _bench),
     "recipes": ("the named training recipes (--recipe NAME)", _recipes),
     "report": ("one self-contained HTML page about a run", _report),
+    "runs": ("list, compare and plot run folders (reads only)", _own("runs")),
+    "cache": ("the decoded-image cache: list its entries, or clear them", _own("cache")),
 }
 
 

@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "resnette"
 
 # lowest first; a module may import its own layer or any below it, never one above
 LAYERS = [
-    ["resnette.utils", "resnette.display", "resnette.plots", "resnette.run.folder"],   # leaves
+    ["resnette.utils", "resnette.display", "resnette.plots", "resnette.run.folder",
+     "resnette.cachedir"],   # leaves
     ["resnette.data"],
     ["resnette.models"],
     ["resnette.train"],

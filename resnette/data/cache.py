@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from resnette import cachedir
 from resnette.data.cachefs import cache_error, check_room, entry_lock, remove_stale, reserve
 from resnette.data.decode import METHODS, UnreadableImage, decode_image
 from resnette.utils import ResnetteError
@@ -80,6 +81,7 @@ def decoded_store(root: Path, files: list[Path], presize: int, method: str = "cr
     final = base / key
     shape = (len(files), presize, presize, channels)
     decoded = 0
+    use = cachedir.hold(base, key)   # in use while mapped: never evicted (cachedir.py)
     opened = _open(final, shape)   # a finished entry needs no lock: it never changes
     if opened is None:
         need = _header_size(shape) + int(np.prod(shape)) + 2**16 * (1 + len(files) // 1000)
@@ -90,6 +92,7 @@ def decoded_store(root: Path, files: list[Path], presize: int, method: str = "cr
                 if opened is None:
                     remove_stale(base)
                     shutil.rmtree(final, ignore_errors=True)  # missing, damaged or tampered
+                    cachedir.make_room(base, need, key)   # RESNETTE_CACHE_LIMIT, LRU first
                     check_room(base, need)
                     _build(final, root, files, shape, method, workers)
                     decoded = len(files)
@@ -100,6 +103,7 @@ def decoded_store(root: Path, files: list[Path], presize: int, method: str = "cr
             raise ResnetteError(f"the decoded-image cache {final} cannot be read back after "
                                 "building it; check that disk, or set RESNETTE_HOME elsewhere")
     meta, images = opened
+    cachedir.tie(images, use or cachedir.hold(base, key))
     ok = np.ones(len(files), dtype=bool)
     ok[[i for i, _ in meta["bad"]]] = False
     bad = [(files[i].relative_to(root).as_posix(), why) for i, why in meta["bad"]]

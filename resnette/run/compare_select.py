@@ -1,0 +1,85 @@
+"""Choosing among runs: `--where` filters, `--sort`, and what differs between two runs.
+
+A test is `KEY OP VALUE` on a table column (`acc`, `time`, `state`, ...) or any config key
+(`lr`, `mixup`, ...): numbers compare as numbers, text with shell wildcards.
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import Any, Iterable
+
+from resnette.run.compare import COLUMNS, RunSummary, finite
+from resnette.utils import ResnetteError
+
+_BEST_FIRST = {"accuracy", "top5"}   # sorted high to low; everything else low to high
+
+
+def parse_where(text: str) -> tuple[str, str, str]:
+    """`arch=xresnet18`, `acc>=0.9`, `data!=digits` -> (key, operator, value)."""
+    for op in (">=", "<=", "!=", "=", ">", "<"):
+        key, sep, value = text.partition(op)
+        if sep and key.strip():
+            return key.strip(), op, value.strip()
+    raise ResnetteError(f"--where {text!r} is not KEY=VALUE (or !=, <, <=, >, >=), e.g. "
+                        "--where arch=xresnet18")
+
+
+def matches(s: RunSummary, key: str, op: str, wanted: str) -> bool:
+    """Whether run `s` passes one --where test: numbers compare as numbers, text with shell
+    wildcards (`data=imagenette*`); a run without the key passes only `!=`."""
+    value = s.value(key)
+    if value is None:
+        return op == "!="
+    number = _as_number(wanted)
+    if finite(value) and number is not None:
+        a, b = float(value), number
+        return {"=": a == b, "!=": a != b, ">": a > b, "<": a < b, ">=": a >= b,
+                "<=": a <= b}[op]
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if op in ("=", "!="):
+        return fnmatch.fnmatchcase(text, wanted) == (op == "=")
+    return False
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def select(runs: list[RunSummary], where: Iterable[str] = (), sort: str | None = None,
+           reverse: bool = False) -> list[RunSummary]:
+    """Filter by every `--where` test, then sort by a column or config key (accuracy and
+    top-5 best first, the rest ascending; runs without the value last)."""
+    tests = [parse_where(w) for w in where]
+    kept = [s for s in runs if all(matches(s, *t) for t in tests)]
+    if sort is None:
+        return kept[::-1] if reverse else kept
+    key = sort.lower()
+    best_first = COLUMNS.get(key) in _BEST_FIRST
+    have = [s for s in kept if s.value(key) is not None]
+    missing = [s for s in kept if s.value(key) is None]
+    have.sort(key=lambda s: _sort_key(s.value(key)), reverse=best_first != reverse)
+    return have + missing
+
+
+def _sort_key(v: Any) -> tuple[int, Any]:
+    return (0, float(v)) if finite(v) else (1, str(v))
+
+
+def diff(a: RunSummary, b: RunSummary) -> tuple[list[tuple[str, Any, Any]],
+                                                list[tuple[str, Any, Any, Any]]]:
+    """The config keys whose values differ (key, a, b), and the metrics side by side with
+    b - a (key, a, b, delta); the run's name and folder are not differences."""
+    skip = {"name", "run_dir"}
+    keys = sorted((set(a.config) | set(b.config)) - skip)
+    config = [(k, a.config.get(k), b.config.get(k)) for k in keys
+              if a.config.get(k) != b.config.get(k)]
+    metrics = []
+    for key in ("accuracy", "top5", "valid_loss", "train_loss", "wall", "done"):
+        x, y = getattr(a, key), getattr(b, key)
+        if x is None and y is None:
+            continue
+        metrics.append((key, x, y, y - x if x is not None and y is not None else None))
+    return config, metrics
