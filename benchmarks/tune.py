@@ -92,7 +92,7 @@ def main() -> None:
     for s in [int(s) for s in args.test_sizes.split(",")]:
         dls.valid.size = s
         start = time.perf_counter()
-        tests[s] = {**learn.validate(), "seconds": time.perf_counter() - start}
+        tests[s] = {**learn.score(), "seconds": time.perf_counter() - start}
         print(f"test size {s}: accuracy {tests[s]['accuracy']:.2%} ({tests[s]['seconds']:.0f} s)")
     row = {"name": args.name, **{k: v for k, v in vars(args).items() if k not in ("data", "split_dir")},
            "sizes": sizes, "data_s": data_s, "fit_s": fit_s, "epochs_s": [r["time"] for r in learn.recorder.rows],

@@ -15,9 +15,12 @@ except PackageNotFoundError:             # imported from a source tree that was 
 
 # public name -> (module, attribute or None for the module itself)
 _LAZY = {"data": ("resnette.data", None), "models": ("resnette.models", None),
-         "Learner": ("resnette.train", "Learner"), "ResnetteError": ("resnette.utils", "ResnetteError")}
+         "Learner": ("resnette.train", "Learner"), "ResnetteError": ("resnette.utils", "ResnetteError"),
+         "ClassificationInterpretation": ("resnette.train", "ClassificationInterpretation"),
+         "load_learner": ("resnette.train", "load_learner")}
 
-__all__ = ["Learner", "ResnetteError", "data", "models"]
+__all__ = ["Learner", "ResnetteError", "data", "models", "ClassificationInterpretation",
+           "load_learner"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,15 +1,15 @@
-"""Every picture resnette draws, as PNG files drawn from plain arrays: training curves, the
-learning rate finder, the confusion matrix, image grids (a batch, the top losses).
+"""Every picture resnette draws, from plain arrays: training curves, the loss per batch, the
+learning rate finder, the schedules, the confusion matrix, image grids (a batch, the top losses,
+results). Each `plot_*` returns the matplotlib Figure and also writes it as PNG when given a path.
 
-A leaf module (numpy, matplotlib, utils and the run folder's names only), so the data, the
-train and the command layers all draw through it. We draw on `matplotlib.figure.Figure` with
-the Agg canvas directly instead of `pyplot`: no global figure state, no display needed, safe
-in a headless server or a test. matplotlib is imported when the first figure is made (~0.5 s
-of a CPU): a command that draws nothing never pays for it.
+A leaf (numpy, matplotlib, utils and resnette.notebook only): it draws what it is handed, so
+the data, train and run layers all draw through it without importing upwards. We draw on
+`matplotlib.figure.Figure` with the Agg canvas instead of `pyplot`: no global figure state, no
+display needed, safe in a headless server or a test. matplotlib is imported when the first
+figure is made (~0.5 s of a CPU): a command that draws nothing never pays for it.
 
-`draw_run(run)` draws a run folder's plots from its files alone (metrics.csv,
-evaluation.json, and the pictures' pixels kept in plots/*.npz), so training only saves
-numbers and `resnette report` (or the background process `resnette train` starts) draws.
+`present(fig, path)` is what the user-facing picture methods (show_batch, lr_find, plot_loss,
+...) end with: shown inline in a Jupyter notebook, written to `path` when one is given.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from resnette.run.folder import Run, read_metrics
+from resnette.notebook import in_notebook, show_figure
 from resnette.utils import atomic_write
 
 if TYPE_CHECKING:
@@ -31,14 +31,26 @@ def _figure(**kwargs: Any) -> "Figure":
     return Figure(**kwargs)
 
 
-def _save(fig: "Figure", path: str | Path) -> Path:
+def _save(fig: "Figure", path: str | Path | None) -> "Figure":
+    """Write `fig` as PNG to `path` (atomically) when there is one; return the figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     FigureCanvasAgg(fig)
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100,
-                                                      bbox_inches="tight"))
+    if path is not None:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100,
+                                                   bbox_inches="tight"))
+    return fig
 
 
-def plot_curves(metrics: dict[str, Sequence], path: str | Path) -> Path:
+def present(fig: "Figure", path: str | Path | None = None) -> "Figure":
+    """A picture method's ending: inline in a notebook, written to `path` if given; never a
+    file nobody asked for."""
+    _save(fig, path)
+    if in_notebook():
+        show_figure(fig)
+    return fig
+
+
+def plot_curves(metrics: dict[str, Sequence], path: str | Path | None = None) -> "Figure":
     """Train/valid loss per epoch on the left, every other numeric metric on the right.
 
     `metrics` is `runs.read_metrics(...)`: columns such as epoch, train_loss, valid_loss,
@@ -70,8 +82,8 @@ def _floats(values: Sequence) -> np.ndarray:
     return np.asarray([v if isinstance(v, (int, float)) else math.nan for v in values], dtype=float)
 
 
-def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], path: str | Path,
-                 suggestions: dict[str, float] | None = None) -> Path:
+def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], path: str | Path | None = None,
+                 suggestions: dict[str, float] | None = None) -> "Figure":
     """The chapter's LR finder plot: loss against learning rate on a log axis, with the
     suggested learning rates marked."""
     lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
@@ -90,9 +102,13 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], path: str | Path
     return _save(fig, path)
 
 
-def plot_confusion(cm: np.ndarray, names: Sequence[str], path: str | Path) -> Path:
-    """Rows are the actual class, columns the predicted one (as fastai draws it)."""
-    cm = np.asarray(cm)
+def plot_confusion(cm: np.ndarray, names: Sequence[str], path: str | Path | None = None,
+                   normalize: bool = False) -> "Figure":
+    """Rows are the actual class, columns the predicted one (as fastai draws it); `normalize`:
+    each row as fractions of that class (2 decimals in the cells, as fastai's norm_dec)."""
+    cm = np.asarray(cm, dtype=float)
+    if normalize:
+        cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     n = len(names)
     side = max(4.0, 0.55 * n + 2)
     fig = _figure(figsize=(side, side))
@@ -105,14 +121,46 @@ def plot_confusion(cm: np.ndarray, names: Sequence[str], path: str | Path) -> Pa
         top = cm.max() if cm.size else 0
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
+                text = f"{cm[i, j]:.2f}" if normalize else str(int(cm[i, j]))
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
                         color="white" if cm[i, j] > top / 2 else "black")
     return _save(fig, path)
 
 
-def plot_images(images: np.ndarray, titles: Sequence[str], path: str | Path,
-                title: str = "", ncols: int | None = None) -> Path:
-    """A grid of uint8 images (N,H,W,C with C 1 or 3; an array or a CPU tensor), each titled."""
+def plot_loss(losses: Sequence[float], valid: tuple[Sequence[float], Sequence[float]] | None,
+              skip_start: int = 5, path: str | Path | None = None) -> "Figure":
+    """fastai's Recorder.plot_loss: the smoothed training loss per batch from `skip_start` on,
+    and the validation loss at each epoch's last batch (`valid`: batch numbers, losses)."""
+    fig = _figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.plot(np.arange(skip_start, len(losses)), np.asarray(losses[skip_start:], dtype=float),
+            label="train")
+    if valid is not None:
+        its, values = np.asarray(valid[0], dtype=float), _floats(valid[1])
+        keep = (its >= skip_start) & np.isfinite(values)
+        ax.plot(its[keep], values[keep], marker="o", label="valid")
+    ax.set(xlabel="batch", ylabel="loss", title="loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_sched(values: dict[str, Sequence[float]], path: str | Path | None = None) -> "Figure":
+    """fastai's Recorder.plot_sched: each hyper-parameter (lr, mom, ...) per batch, side by side."""
+    fig = _figure(figsize=(4 * len(values), 3.5))
+    axes = np.atleast_1d(fig.subplots(1, len(values)))
+    for ax, (key, vals) in zip(axes, values.items()):
+        ax.plot(np.asarray(vals, dtype=float))
+        ax.set(xlabel="batch", title=key)
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_images(images: np.ndarray, titles: Sequence[str], path: str | Path | None = None,
+                title: str = "", ncols: int | None = None,
+                colors: Sequence[str] | None = None) -> "Figure":
+    """A grid of uint8 images (N,H,W,C with C 1 or 3; an array or a CPU tensor), each titled
+    (in `colors[i]` when given: show_results' green for right, red for wrong, as fastai)."""
     images = np.asarray(images)
     n = len(images)
     ncols = ncols or max(1, math.ceil(math.sqrt(n)))
@@ -121,19 +169,20 @@ def plot_images(images: np.ndarray, titles: Sequence[str], path: str | Path,
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
     for ax in axes:
         ax.axis("off")
-    for ax, img, label in zip(axes, images, titles):
+    for ax, img, label, color in zip(axes, images, titles, colors or ["black"] * n):
         if img.ndim == 3 and img.shape[-1] == 1:
             ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=255)
         else:
             ax.imshow(img)
-        ax.set_title(label, fontsize=8)
+        ax.set_title(label, fontsize=8, color=color)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
 
 
 def plot_top_losses(images: np.ndarray, actual: Sequence[str], predicted: Sequence[str],
-                    losses: Sequence[float], probs: Sequence[float], path: str | Path) -> Path:
+                    losses: Sequence[float], probs: Sequence[float],
+                    path: str | Path | None = None) -> "Figure":
     """The validation images the model got most wrong, as fastai's plot_top_losses:
     prediction / actual / loss / probability of the prediction."""
     return plot_images(images, top_loss_titles(actual, predicted, losses, probs), path,
@@ -165,26 +214,3 @@ def save_pixels(path: str | Path, images: np.ndarray, titles: Sequence[str]) -> 
 def load_pixels(path: str | Path) -> tuple[np.ndarray, list[str]]:
     with np.load(path, allow_pickle=False) as z:
         return z["images"], [str(t) for t in z["titles"]]
-
-
-def draw_run(run: Run, only: Sequence[str] = ("curves", "confusion", "batch", "top_losses")
-             ) -> list[Path]:
-    """Draw every plot (of `only`) the run folder has the numbers for: the curves
-    (metrics.csv), the confusion matrix (evaluation.json) and the image grids (plots/*.npz).
-    Returns the PNGs drawn. The lr finder's plot is drawn when it runs."""
-    import json
-    drawn = []
-    metrics = read_metrics(run.metrics) if "curves" in only else {}
-    if metrics:
-        drawn.append(plot_curves(metrics, run.plot("curves")))
-    try:
-        ev = json.loads(run.evaluation.read_text(encoding="utf-8")) if "confusion" in only else {}
-    except (FileNotFoundError, ValueError):
-        ev = {}
-    if ev.get("confusion") is not None and ev.get("names"):
-        drawn.append(plot_confusion(np.asarray(ev["confusion"]), ev["names"], run.plot("confusion")))
-    for kind, title in (("batch", ""), ("top_losses", TOP_LOSSES_TITLE)):
-        if kind in only and run.pixels(kind).is_file():
-            images, titles = load_pixels(run.pixels(kind))
-            drawn.append(plot_images(images, titles, run.plot(kind), title=title))
-    return drawn

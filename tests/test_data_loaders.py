@@ -170,9 +170,20 @@ def test_one_channel(tree, tmp_path):
 
 
 def test_show_batch_writes_png(tree, tmp_path):
-    out = dls_for(tree, tmp_path).show_batch(tmp_path / "grid.png", n=4)
-    with Image.open(out) as im:
+    dls = dls_for(tree, tmp_path)
+    fig = dls.show_batch(tmp_path / "grid.png", max_n=4)
+    with Image.open(tmp_path / "grid.png") as im:
         assert im.format == "PNG" and im.size[0] > 100
+    shown = [ax for ax in fig.axes if ax.images]   # one titled image per item, max_n of them
+    assert len(shown) == 4 and all(ax.get_title() in dls.names for ax in shown)
+
+
+def test_show_batch_without_a_path_writes_nothing(tree, tmp_path):
+    dls = dls_for(tree, tmp_path)
+    before = set(Path.cwd().iterdir())
+    fig = dls.show_batch()   # fastai's default max_n=9, capped by the batch
+    assert len([ax for ax in fig.axes if ax.images]) == min(9, dls.train.bs)
+    assert set(Path.cwd().iterdir()) == before
 
 
 def test_batch_bigger_than_dataset_is_clear(tree, tmp_path):

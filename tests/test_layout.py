@@ -11,8 +11,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "resnette"
 
 # lowest first; a module may import its own layer or any below it, never one above
 LAYERS = [
-    ["resnette.utils", "resnette.display", "resnette.plots", "resnette.run.folder",
-     "resnette.cachedir"],   # leaves
+    # leaves: plots draws what it is handed; runfiles names a run's files (train/ writes them)
+    ["resnette.utils", "resnette.display", "resnette.notebook", "resnette.runfiles",
+     "resnette.plots", "resnette.cachedir"],
     ["resnette.data"],
     ["resnette.models"],
     ["resnette.train"],

@@ -87,7 +87,7 @@ def data(tmp_path_factory):
 def test_training_validates_once_per_epoch_and_the_evaluation_is_the_last_epochs(
         data, tmp_path, monkeypatch):
     calls = {"validate": 0, "collect": 0}
-    validate, collect = Learner.validate, evaluation.collect
+    validate, collect = Learner.score, evaluation.collect
 
     def counted_validate(self, *a, **k):
         calls["validate"] += 1
@@ -96,7 +96,7 @@ def test_training_validates_once_per_epoch_and_the_evaluation_is_the_last_epochs
     def counted_collect(*a, **k):
         calls["collect"] += 1
         return collect(*a, **k)
-    monkeypatch.setattr(Learner, "validate", counted_validate)
+    monkeypatch.setattr(Learner, "score", counted_validate)
     monkeypatch.setattr(evaluate_mod, "collect", counted_collect)
     run = train(config(data, "v"), quiet=True, root=tmp_path / "runs", draw="none")
     assert calls == {"validate": 2, "collect": 0}   # one per epoch, no second pass after

@@ -108,7 +108,7 @@ def test_nan_loss_stops_with_epoch_batch_and_lower_lr_keeping_the_last_good_chec
             return loss * float("nan") if NanAtCall.calls == 9 else loss
 
     learn = make_learner(tmp_path, loss_func=NanAtCall())
-    learn.mixers = []
+    learn.cbs = [cb for cb in learn.cbs if cb.name != "mix_batch"]   # no Mixup here
     with pytest.raises(ResnetteError, match=r"epoch 1, batch 2; .*lr=1\.0e-03.*checkpoint.* is kept"):
         learn.fit_one_cycle(3, 1e-2)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
@@ -120,11 +120,11 @@ def test_a_checkpoint_from_another_architecture_or_class_count_is_refused(uninte
     path = uninterrupted.run_dir / "checkpoint.pt"
     other_classes = make_learner(c=5)
     with pytest.raises(ResnetteError, match="3 classes but this model has 5"):
-        other_classes.load(path)
+        other_classes.load_checkpoint(path)
     other_arch = Learner(FakeDataLoaders(), torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(768, 3)),
                          quiet=True)
     with pytest.raises(ResnetteError, match="another architecture"):
-        other_arch.load(path)
+        other_arch.load_checkpoint(path)
 
 
 class _RunsCode:

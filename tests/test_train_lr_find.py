@@ -25,7 +25,7 @@ def test_lr_find_sweeps_stops_on_divergence_and_restores_everything(tmp_path):
     bufs = [s["momentum_buffer"].clone() for s in opt_state["state"].values()]
     rng = torch.get_rng_state()
 
-    res = learn.lr_find(end=1e3, num_it=60)
+    res = learn.lr_find(end_lr=1e3, num_it=60)
     assert len(res.lrs) < 60   # SGD at lr 1e3 diverges well before the end
     assert res.lrs[0] == 1e-7 and all(b / a == pytest.approx(10 ** (10 / 60)) for a, b in zip(res.lrs, res.lrs[1:]))
     assert res.losses[-1] > 4 * min(res.losses)
@@ -66,7 +66,7 @@ def test_valley_picks_a_point_inside_the_longest_fall():
 
 def test_the_result_also_answers_to_fastais_names():
     from resnette.train.lr_find import LRFindResult
-    r = LRFindResult(minimum=1e-3, steepest=2e-3, valley=3e-3, lrs=[1e-4, 1e-3], losses=[2.0, 1.0])
+    r = LRFindResult(minimum=1e-3, steep=2e-3, valley=3e-3, lrs=[1e-4, 1e-3], losses=[2.0, 1.0])
     # fastai >= 2.4: SuggestedLRs(minimum=, steep=, valley=); fastai < 2.4: (lr_min, lr_steep)
     assert (r.minimum, r.steep, r.valley) == (1e-3, 2e-3, 3e-3)
     assert (r.lr_min, r.lr_steep) == (1e-3, 2e-3)

@@ -48,7 +48,7 @@ def pass_through() -> nn.Module:
 def validate(metrics, bs: int = 4) -> dict[str, float]:
     dls = SimpleNamespace(train=Loader(bs), valid=Loader(bs), vocab=["a", "b", "c"])
     learn = Learner(dls, pass_through(), metrics=metrics, precision="fp32", quiet=True)
-    return learn.validate()
+    return learn.score()
 
 
 def my_acc(pred, targ):

@@ -14,6 +14,7 @@ from resnette import plots
 from resnette.commands.predict import labelled_folder
 from resnette.display import show
 from resnette.run.config import validate
+from resnette.run.drawing import draw_run
 from resnette.run.folder import Run, open_run, save_json
 from resnette.run.lock import lock_run
 from resnette.run.setup import build_data
@@ -55,11 +56,11 @@ def _evaluate(run: Run, split: str, folder: str | Path | None, tta: bool, bs: in
 def evaluate_into(run: Run, model: torch.nn.Module, loader, names: list[str],
                   split: str, tta: bool = False, draw: bool = True) -> dict:
     """Evaluate on a loader and leave evaluation.json, the confusion matrix and the top losses
-    (`draw=False`: their numbers only, for resnette.plots.draw_run to draw later)."""
+    (`draw=False`: their numbers only, for resnette.run.drawing to draw later)."""
     probs, targets = collect(model.float(), loader, tta)
     ev = record_evaluation(run, probs, targets, loader, names, split, tta)
     if draw:
-        plots.draw_run(run, only=("confusion", "top_losses"))
+        draw_run(run, only=("confusion", "top_losses"))
     return ev
 
 
@@ -67,7 +68,7 @@ def record_evaluation(run: Run, probs: torch.Tensor, targets: torch.Tensor, load
                       names: list[str], split: str, tta: bool = False) -> dict:
     """evaluation.json, and the top losses' images (plots/top_losses.npz), from probabilities
     already computed (`resnette train` passes its last epoch's validation): numbers only, the
-    plots are drawn from these files (resnette.plots.draw_run)."""
+    plots are drawn from these files (resnette.run.drawing)."""
     ev = {"split": split, "tta": tta, **summarize(probs, targets, names)}
     save_json(run.evaluation, ev)
     if hasattr(loader, "images") and not getattr(loader, "train", True):

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from resnette import plots
 from resnette.display import show, show_setting
 from resnette.run.config import read_toml
+from resnette.run.drawing import draw_run
 from resnette.run.folder import PLOT_NAMES, Run, open_run, read_metrics
 from resnette.run.lock import lock_run
 from resnette.utils import atomic_write
@@ -39,11 +39,11 @@ _CAPTIONS = {
 
 
 def build_report(run_path: str | Path, out: str | Path | None = None) -> Path:
-    """Draw the run's plots from its files (resnette.plots.draw_run), then write the report
+    """Draw the run's plots from its files (resnette.run.drawing), then write the report
     of the run at `run_path` (default `run_path/report.html`)."""
     run = open_run(run_path)
     out = Path(out) if out else run.report
-    plots.draw_run(run)
+    draw_run(run)
     page = render(run)
     return atomic_write(out, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
 

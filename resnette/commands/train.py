@@ -23,6 +23,7 @@ from pathlib import Path
 from resnette import plots
 from resnette.commands.evaluate import evaluate_into, record_evaluation
 from resnette.run.config import TrainConfig
+from resnette.run.drawing import draw_run
 from resnette.run.claim import check_resumable
 from resnette.run.folder import Run, default_name, resolve as resolve_folder
 from resnette.run.setup import (build_data, check_arch, config_from_args, make_learner,
@@ -58,7 +59,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     if d.is_main and draw == "background":
         draw_later(run)
     elif d.is_main and draw == "wait":
-        plots.draw_run(run)
+        draw_run(run)
     return run
 
 

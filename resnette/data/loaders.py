@@ -220,13 +220,10 @@ class DataLoaders:
         return (f"DataLoaders({self.c} classes, train {self.train.n} / valid {self.valid.n} images, "
                 f"size {self.size} from presize {self.presize}, bs {self.train.bs})")
 
-    def show_batch(self, path: str | Path, n: int = 16) -> Path:
-        """Write a PNG grid of `n` augmented training images (epoch 0, batch 0) with labels."""
-        from resnette.data.show import image_grid
+    def show_batch(self, path: str | Path | None = None, max_n: int = 9):
+        """fastai's show_batch: a grid of `max_n` augmented training images (epoch 0, batch 0)
+        with their labels, shown inline in a notebook and written as PNG to `path` if given;
+        returns the matplotlib Figure (resnette.data.show)."""
+        from resnette.data.show import show_batch
 
-        loader = self.train
-        x, y = loader.batch(loader.order(0), 0, 0)
-        n = min(n, len(y))
-        pixels = loader.decode_batch(x[:n])
-        titles = [self.names[int(i)] for i in y[:n]]
-        return image_grid(pixels, titles, path)
+        return show_batch(self, path, max_n)

@@ -1,15 +1,22 @@
-"""A PNG grid of images with their labels (for show_batch): drawn by resnette.plots, the one
-module that draws."""
+"""show_batch: a grid of the first augmented training images with their labels, drawn by
+resnette.plots (the one module that draws)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
-import torch
+from resnette.plots import plot_images, present
 
-from resnette.plots import plot_images
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def image_grid(pixels: torch.Tensor, titles: Sequence[str], path: str | Path) -> Path:
-    """uint8 N,H,W,C images in a near-square grid, each titled; written atomically as PNG."""
-    return plot_images(pixels.numpy(), titles, path)
+def show_batch(dls, path: str | Path | None = None, max_n: int = 9) -> "Figure":
+    """Up to `max_n` images of the training set's first batch (epoch 0, augmented as training
+    sees them), titled with their class names; inline in a notebook, a PNG at `path` if given."""
+    loader = dls.train
+    x, y = loader.batch(loader.order(0), 0, 0)
+    n = min(max_n, len(y))
+    pixels = loader.decode_batch(x[:n])
+    titles = [dls.names[int(i)] for i in y[:n]]
+    return present(plot_images(pixels.numpy(), titles), path)

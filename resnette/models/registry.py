@@ -75,13 +75,16 @@ def create_model(name: str, n_out: int | None = None, c_in: int | None = None, *
     if not isinstance(c_in, int) or c_in < 1:
         raise ResnetteError(f"c_in must be a positive number of image channels, got {c_in!r}")
     try:
-        return _MODELS[name](n_out=n_out, c_in=c_in, **kwargs)
+        model = _MODELS[name](n_out=n_out, c_in=c_in, **kwargs)
     except TypeError as e:
         # Only the "unexpected keyword" kind is the user's doing; anything else is our bug.
         if "unexpected keyword argument" not in str(e):
             raise
         raise ResnetteError(f"architecture {name!r} does not take that option ({e}); "
                             "check the spelling of the model options") from None
+    # how it was made, so `learn.export()` can record it and `load_learner` rebuild it
+    model.resnette_arch = {"name": name, "n_out": n_out, "c_in": c_in, **kwargs}
+    return model
 
 
 def _alias(ours: str, value: Any, timms: str, alias: Any, default: int) -> Any:

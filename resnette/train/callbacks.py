@@ -1,48 +1,111 @@
-"""Callbacks: code that runs at named moments of `fit`, each given the Learner.
+"""Callbacks: code that runs at named moments of `fit`, each given the Learner. fastai's events:
 
+    after_create                        (once, when the Learner is made)
     before_fit
       before_epoch                      learn.epoch
-        before_batch  (every batch)     learn.iter, learn.xb, learn.yb (may replace them)
-        after_batch   (after the step)  learn.loss (a device tensor: reading it syncs)
+        before_train
+          before_batch                  learn.iter, learn.xb, learn.yb (may replace them)
+            after_pred                  learn.pred: the model's output (may replace it)
+            after_loss                  learn.loss_grad: the loss to backpropagate
+            before_backward, after_backward
+            before_step, after_step     around the optimizer step
+          after_batch                   learn.loss (a device tensor: reading it syncs)
+        after_train
+        before_validate, after_validate learn.recorder.rows[-1] is not written yet
       after_epoch                       learn.recorder.rows[-1]: this epoch's metrics row
-    after_fit                           (when fit ends normally)
+    after_fit
 
-The loop's own tricks are callbacks too, so they read like a user's would: progressive
-resizing, Mixup/CutMix, the EMA of the weights, and writing the run folder. `Learner(...,
-callbacks=[...])` (or fastai's `cbs=[...]`) runs yours after these, in the order given.
-A logger is a few lines: open in before_fit, write `learn.recorder.rows[-1]` in after_epoch
-(`TensorBoard` below is one).
+Raising CancelBatchException (Train, Valid, Epoch, Fit) in a callback skips the rest of that
+stage; then `after_cancel_<stage>` and `after_<stage>` run, as in fastai. Differences from
+fastai: the batch events are for training batches only (validation runs as one stage, without
+per-batch events), and an event costs nothing unless some callback overrides it (the Learner
+keeps, per event, the list of callbacks that do).
+
+The loop's own tricks are callbacks too, each owning its state (a `state_dict` in every
+checkpoint): progressive resizing, Mixup/CutMix, the EMA of the weights, and writing the run
+folder; `tricks(settings, dls, run)` builds them from the Learner's settings. Yours run after
+them, in the order given. A logger is a few lines: open in before_fit, write
+`learn.recorder.rows[-1]` in after_epoch (`TensorBoard` below is one).
 """
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 
 import torch
 
-from ..run.folder import write_metrics
+from ..runfiles import Run, write_metrics
 from ..utils import ResnetteError
 from .checkpoints import save_weights, weights_metadata
+from .ema import EMA
+from .losses import CutMix, Mixup
 
-EVENTS = ("before_fit", "before_epoch", "before_batch", "after_batch", "after_epoch", "after_fit")
+STAGES = ("batch", "train", "validate", "epoch", "fit")
+EVENTS = ("after_create", "before_fit", "before_epoch", "before_train", "before_batch",
+          "after_pred", "after_loss", "before_backward", "after_backward", "before_step",
+          "after_step", "after_batch", "after_train", "before_validate", "after_validate",
+          "after_epoch", "after_fit", *(f"after_cancel_{s}" for s in STAGES))
+
+
+class CancelBatchException(Exception):
+    """Skip the rest of this training batch (no step if raised before it)."""
+
+
+class CancelTrainException(Exception):
+    """Skip the rest of this epoch's training batches; validation still runs."""
+
+
+class CancelValidException(Exception):
+    """Skip this epoch's validation (its metrics are left blank)."""
+
+
+class CancelEpochException(Exception):
+    """Skip the rest of this epoch; its row is recorded with what was measured."""
+
+
+class CancelFitException(Exception):
+    """End the fit here; after_cancel_fit and after_fit still run."""
 
 
 class Callback:
-    """Subclass and override the events you need; the others do nothing.
+    """Subclass and override the events you need (any of `EVENTS`); the others cost nothing.
 
     `lr_find` trains real batches too (then restores everything); only callbacks with
-    `in_lr_find = True` see its before_batch/after_batch, so a logger sees fits alone.
+    `in_lr_find = True` see its batches, so a logger sees fits alone. A callback with state
+    to resume returns it from `state_dict` (tensors, numbers, strings, lists, dicts).
     """
 
     in_lr_find = False
 
-    def before_fit(self, learn) -> None: pass
-    def before_epoch(self, learn) -> None: pass
-    def before_batch(self, learn) -> None: pass
-    def after_batch(self, learn) -> None: pass
-    def after_epoch(self, learn) -> None: pass
-    def after_fit(self, learn) -> None: pass
+    @property
+    def name(self) -> str:
+        """fastai's: the class name in snake case (`SaveBest` -> `save_best`)."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+
+    def state_dict(self) -> dict | None:
+        return None
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def listens(cb: Callback, event: str) -> bool:
+    """Whether `cb` does something at `event` (overrides it)."""
+    method = getattr(type(cb), event, None)
+    return method is not None and method is not getattr(Callback, event, None)
+
+
+def tricks(settings, dls, run: Run | None) -> list[Callback]:
+    """The loop's own callbacks that `settings` turn on, in the order they run."""
+    size = getattr(dls.train, "size", None)
+    made = [ProgressiveResize(settings.progressive, size) if settings.progressive else None,
+            MixBatch(settings.seed, settings.mixup, settings.cutmix)
+            if settings.mixup or settings.cutmix else None,
+            AverageWeights(settings.ema) if settings.ema else None,
+            SaveRun() if run is not None else None]
+    return [cb for cb in made if cb is not None]
 
 
 class ProgressiveResize(Callback):
@@ -61,7 +124,8 @@ class ProgressiveResize(Callback):
 
 
 class MixBatch(Callback):
-    """Mixup or CutMix (one of them at random per batch when both are on).
+    """Mixup or CutMix (one of them at random per batch when both are on); sets `learn.mix`,
+    which the step's loss reads.
 
     The generator is re-seeded from (seed, epoch, batch), so a resumed run mixes exactly as
     the uninterrupted one would have, with no RNG state to carry in the checkpoint.
@@ -69,22 +133,35 @@ class MixBatch(Callback):
 
     in_lr_find = True
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, mixup: float = 0.0, cutmix: float = 0.0):
         self.seed, self.gen = seed, torch.Generator()
+        self.mixers = [m for m in (Mixup(mixup) if mixup else None,
+                                   CutMix(cutmix) if cutmix else None) if m is not None]
 
     def before_batch(self, learn) -> None:
-        if not learn.mixers:
-            return
         self.gen.manual_seed(hash((self.seed, learn.epoch, learn.iter)) & (2**62 - 1))
-        k = int(torch.randint(len(learn.mixers), (1,), generator=self.gen))
-        learn.xb, learn.mix = learn.mixers[k].mix(learn.xb, learn.yb, self.gen)
+        k = int(torch.randint(len(self.mixers), (1,), generator=self.gen))
+        learn.xb, learn.mix = self.mixers[k].mix(learn.xb, learn.yb, self.gen)
 
 
 class AverageWeights(Callback):
-    """After every optimizer step, move the EMA copy of the weights (train/ema.py)."""
+    """The EMA of the weights (train/ema.py), moved after every optimizer step; validation,
+    the saved weights and `learn.kept_model` use it."""
 
-    def after_batch(self, learn) -> None:
-        learn.ema.update(learn.model)
+    def __init__(self, decay: float):
+        self.decay, self.ema = decay, None
+
+    def after_create(self, learn) -> None:
+        self.ema = EMA(learn.model, self.decay)
+
+    def after_step(self, learn) -> None:
+        self.ema.update(learn.model)
+
+    def state_dict(self) -> dict:
+        return self.ema.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema.load_state_dict(state)
 
 
 class SaveRun(Callback):

@@ -177,7 +177,7 @@ def save_learner(learn, epoch: int, batch: int) -> Path:
                   channels_last=learn.channels_last, metrics=list(learn.metrics),
                   n_out=len(getattr(learn.dls, "vocab", [])) or None)
     state = {"model": learn.model.state_dict(), "optimizer": learn.opt.state_dict(),
-             "ema": learn.ema.state_dict() if learn.ema else None,
+             "callbacks": callback_states(learn),
              "scaler": learn.scaler.state_dict() if learn.scaler.is_enabled() else None,
              "schedule": learn.schedule.as_dict(), "position": {"epoch": epoch, "batch": batch},
              "rng": rng_state(), "recorder": learn.recorder.state(), "config": config,
@@ -202,11 +202,26 @@ def load_into(learn, path: str | Path, with_opt: bool = True) -> dict:
     learn.model.load_state_dict(state["model"])
     if with_opt:
         learn.opt.load_state_dict(state["optimizer"])
-        if learn.ema is not None and state.get("ema") is not None:
-            learn.ema.load_state_dict(state["ema"])
+        load_callback_states(learn, state)
         if learn.scaler.is_enabled() and state.get("scaler"):
             learn.scaler.load_state_dict(state["scaler"])
     return state
+
+
+def callback_states(learn) -> dict[str, dict]:
+    """Every callback's state, by name: one protocol (state_dict/load_state_dict) for all."""
+    return {cb.name: st for cb in learn.cbs
+            if hasattr(cb, "state_dict") and (st := cb.state_dict()) is not None}
+
+
+def load_callback_states(learn, state: dict) -> None:
+    """Give each callback its saved state (checkpoints before callbacks kept their own state
+    stored the EMA's under "ema")."""
+    saved = state.get("callbacks") or ({"average_weights": state["ema"]} if state.get("ema")
+                                       else {})
+    for cb in learn.cbs:
+        if getattr(cb, "name", None) in saved:
+            cb.load_state_dict(saved[cb.name])
 
 
 def resume(learn, sched: Schedule) -> tuple[int, int]:

@@ -2,12 +2,14 @@
 
     learn = Learner(dls, model, metrics=["accuracy"]); learn.lr_find(); learn.fit_one_cycle(5, 3e-3)
 
-`fit` reads top to bottom here: `_fit` runs the epochs, `_train_epoch` the batches, `one_batch`
-one batch (its events around `train_step`: forward under autocast -> loss -> backward -> clip
--> step), `_end_epoch` validates and writes the row. The optional tricks (progressive resizing,
-Mixup/CutMix, EMA, saving the run) are callbacks (train/callbacks.py) at the events a user's
-callbacks get too. The loop waits for the device only every `SYNC_EVERY` batches, to read the
-recent losses (bar, recorder, NaN check) at once.
+`fit` reads top to bottom here: `_fit` runs the epochs, `_epochs` each one's training and
+validation, `_train_epoch` the batches, `one_batch` one batch and `train_step` its step
+(forward under autocast -> loss -> backward -> clip -> step), with fastai's callback events
+between them (train/callbacks.py). The optional tricks (progressive resizing, Mixup/CutMix,
+EMA, saving the run) are callbacks that own their state, built from the settings. The loop
+waits for the device only every `SYNC_EVERY` batches, to read the recent losses (bar,
+recorder, NaN check) at once. The methods a fastai user reaches for after training
+(get_preds, export, save/load, to_fp16, ...) are in train/learner_api.py.
 """
 from __future__ import annotations
 
@@ -15,30 +17,31 @@ import math
 import signal
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
 
-from ..run.folder import Run
+from ..runfiles import Run
 from ..utils import ResnetteError, seed_everything
 from . import checkpoints, distributed, stops
-from .callbacks import AverageWeights, Callback, MixBatch, ProgressiveResize, SaveRun
-from .ema import EMA
-from .evaluation import predict_logits
-from .losses import CrossEntropy, CutMix, LabelSmoothingCrossEntropy, Mixup, mixed_loss, summed_loss
-from .lr_find import LRFindResult, lr_find as sweep_lr
-from .metrics import get_metrics
+from .callbacks import (EVENTS, Callback, CancelBatchException, CancelEpochException,
+                        CancelFitException, CancelTrainException, CancelValidException,
+                        listens, tricks)
+from .inference import Inference
+from .learner_api import LearnerAPI
+from .losses import CrossEntropy, LabelSmoothingCrossEntropy, mixed_loss
+from .metrics import check_first_batch, get_metrics
 from .optim import get_mom, make_optimizer, set_hypers
 from .precision import autocast, resolve
-from .progress import ProgressBar, Recorder, Table
+from .progress import FitProgress, Recorder
 from .schedules import Schedule
 from .settings import Settings
 
 SYNC_EVERY = 10         # batches between reads of the loss from the device (bar, NaN check)
 
 
-class Learner:
+class Learner(Inference, LearnerAPI):
     """Trains `model` on `dls`. Settings are keywords (train/settings.py: opt, lr, wd,
     precision, mixup, progressive, ...); `run_dir` (a folder or a `Run`) is where checkpoints,
     weights and metrics.csv go; `callbacks` (or `cbs`) run at the events of train/callbacks.py."""
@@ -49,10 +52,11 @@ class Learner:
         self.settings = s = Settings.make(**settings)
         self.dls = dls
         # Under DDP (torchrun) every rank runs this same code; only rank 0 prints and writes.
-        self.world_size, self.is_main = distributed.world_size(), distributed.is_main()
+        self.world_size = distributed.world_size()
+        self.is_main = distributed.is_main()
         self.quiet = s.quiet or not self.is_main
         compute = resolve(s.precision, getattr(dls.train, "device", "cpu"), s.channels_last)
-        self.device, self.precision, self.channels_last = compute.device, compute.precision, compute.channels_last
+        self.device, self.channels_last = compute.device, compute.channels_last
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=fmt)
         if self.channels_last and hasattr(dls.train, "channels_last"):
@@ -65,29 +69,41 @@ class Learner:
                                        if s.label_smoothing else CrossEntropy())
         self.metrics = get_metrics(metrics)
         self.opt = make_optimizer(s.opt, self.model, s.lr, s.wd)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.ema = EMA(self.model, s.ema) if s.ema else None
-        self.mixers = [m for m in (Mixup(s.mixup) if s.mixup else None,
-                                   CutMix(s.cutmix) if s.cutmix else None) if m]
+        self.set_precision(compute.precision)
         self.run = run_dir if isinstance(run_dir, Run) or run_dir is None else Run(Path(run_dir))
         self.recorder = Recorder()
-        # the loop's own tricks first, then the user's callbacks in the order given
-        own = [ProgressiveResize(s.progressive, getattr(dls.train, "size", None)) if s.progressive else None,
-               MixBatch(s.seed), AverageWeights() if self.ema else None, SaveRun() if self.run else None]
-        self.cbs: list[Callback] = [cb for cb in own if cb is not None] + [*callbacks, *cbs]
-        self.epoch, self.iter, self.xb, self.yb, self.mix, self.loss = 0, 0, None, None, None, None
+        self.schedule: Schedule | None = None   # the running (or last) fit's
+        # the last epoch's validation (probabilities, targets) on the CPU: the run's evaluation
+        self.valid_outputs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.valid_metrics: dict[str, float] = {}   # this epoch's, for its row
+        self.progress: FitProgress | None = None    # the running fit's output
+        self.epoch = self.iter = 0
+        self.xb = self.yb = self.pred = self.loss_grad = self.loss = self.mix = None
         self._stop_signal: int | None = None
-
-    run_dir = property(lambda self: self.run.path if self.run else None)
+        self._checked = False   # the first batch checks the outputs and the metrics
+        # the loop's own tricks first (train/callbacks.py), then the user's, in the order given
+        self.cbs = [*tricks(s, dls, self.run), *callbacks, *cbs]
+        self.event("after_create")
 
     @property
-    def columns(self) -> list[str]:   # the table's and metrics.csv's
+    def cbs(self) -> list[Callback]:
+        return self._cbs
+
+    @cbs.setter
+    def cbs(self, cbs: Iterable[Callback]) -> None:
+        """Also lists, per event, the callbacks that override it: an unheard event costs nothing."""
+        self._cbs = list(cbs)
+        self._listeners = {e: [cb for cb in self._cbs if listens(cb, e)] for e in EVENTS}
+
+    def event(self, name: str) -> None:
+        """Run event `name` (train/callbacks.py) on each callback that overrides it, in order."""
+        for cb in self._listeners[name]:
+            getattr(cb, name)(self)
+
+    @property
+    def columns(self) -> list[str]:
+        """The epoch table's and metrics.csv's."""
         return ["epoch", "train_loss", "valid_loss", *self.metrics, "time"]
-
-    @property
-    def kept_model(self) -> nn.Module:
-        """The weights worth keeping: the EMA's when on, else the live ones (never compiled)."""
-        return self.ema.module if self.ema is not None else self.model
 
     # ---- fitting: the three schedules of the book ------------------------------------------
     def fit(self, n_epoch: int, lr: float | None = None, resume: bool = False) -> None:
@@ -97,115 +113,159 @@ class Learner:
     def fit_one_cycle(self, n_epoch: int, lr_max: float | None = None, div: float = 25.0,
                       div_final: float = 1e5, pct_start: float = 0.25,
                       moms: tuple[float, float, float] | None = None, resume: bool = False) -> None:
-        """fastai's 1cycle: lr warms up lr_max/div -> lr_max over pct_start, anneals to lr_max/div_final."""
+        """fastai's 1cycle: lr warms up lr_max/div -> lr_max over pct_start, then anneals to
+        lr_max/div_final; momentum moves the other way."""
         self._fit(Schedule("one_cycle", n_epoch, lr_max or self.settings.lr, div, div_final,
                            pct_start, tuple(moms or self.settings.moms)), resume)
 
     def fit_flat_cos(self, n_epoch: int, lr: float | None = None, div_final: float = 1e5,
                      pct_start: float = 0.75, resume: bool = False) -> None:
-        """Flat lr for pct_start of training, then a cosine anneal (the leaderboard's Ranger schedule)."""
+        """Flat lr for pct_start of training, then a cosine anneal (the leaderboard's Ranger
+        schedule)."""
         self._fit(Schedule("flat_cos", n_epoch, lr or self.settings.lr, div_final=div_final,
                            pct_start=pct_start, moms=None), resume)
-
-    def lr_find(self, start: float = 1e-7, end: float = 10.0, num_it: int = 100,
-                stop_div: bool = True, plot: str | Path | None = None) -> LRFindResult:
-        """Sweep the lr exponentially, then restore everything (train/lr_find.py); the plot goes
-        to `plot`, else into the run's plots folder when there is a run."""
-        plot = plot or (self.run.plot("lr_find") if self.run else None)
-        return sweep_lr(self, start, end, num_it, stop_div, plot if self.is_main else None)
 
     # ---- the loop ------------------------------------------------------------------------------
     def _fit(self, sched: Schedule, resume: bool) -> None:
         if sched.n_epoch < 1 or not sched.lr > 0:
-            raise ResnetteError(f"need at least 1 epoch and a positive lr (got {sched.n_epoch}, {sched.lr})")
+            raise ResnetteError(f"need at least 1 epoch and a positive lr (got {sched.n_epoch}, "
+                                f"{sched.lr})")
         first, skip = checkpoints.resume(self, sched) if resume else (0, 0)
         if (first, skip) == (0, 0):
             seed_everything(self.settings.seed)
             self.recorder = Recorder()
         self.schedule = sched
-        table = Table(self.columns, self.quiet)
+        self.progress = FitProgress(self.columns, sched.n_epoch, self.quiet)
         for row in self.recorder.rows:
-            table.write_row(row)
+            self.progress.write_row(row)
         old_handlers = stops.catch_stop_signals(self._request_stop)
         try:
-            self.event("before_fit")
-            for self.epoch in range(first, sched.n_epoch):
-                start = time.perf_counter()
-                self.event("before_epoch")
-                self._train_epoch(sched, skip if self.epoch == first else 0)
-                self._end_epoch(table, start)
-                self.event("after_epoch")
-            self.event("after_fit")
-        except (RuntimeError, torch.distributed.DistError) as err:
             # DDP's gradient all-reduce failing inside backward: another rank died or hung
-            if self.ddp and distributed.is_peer_failure(err):
-                raise distributed.peer_failure(err, "training") from None
-            raise
+            with distributed.peer_failures("training"):
+                self.event("before_fit")
+                try:
+                    self._epochs(first, skip)
+                except CancelFitException:
+                    self.event("after_cancel_fit")
+                self.event("after_fit")
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
             self._stop_signal = None
 
-    def _train_epoch(self, sched: Schedule, skip: int) -> None:
-        loader = self.dls.train
+    def _epochs(self, first: int, skip: int) -> None:
+        """Each epoch: train, validate when due, record the row; its time includes validation,
+        as fastai's. Validation runs every `valid_every` epochs and after the last (NaN in the
+        row, shown blank, in between: docs/RECIPES.md)."""
+        every, n_epoch = self.settings.valid_every, self.schedule.n_epoch
+        for self.epoch in range(first, n_epoch):
+            start = time.perf_counter()
+            self.valid_metrics = dict.fromkeys(["valid_loss", *self.metrics], math.nan)
+            self.event("before_epoch")
+            try:
+                self._stage("train", CancelTrainException, self._train_epoch,
+                            skip if self.epoch == first else 0)
+                if self.epoch == n_epoch - 1 or (every and (self.epoch + 1) % every == 0):
+                    self._stage("validate", CancelValidException, self._validate_epoch)
+            except CancelEpochException:
+                self.event("after_cancel_epoch")
+            train_loss = self.recorder.smooth_losses[-1] if self.recorder.smooth_losses else math.nan
+            row = {"epoch": self.epoch, "train_loss": train_loss, **self.valid_metrics,
+                   "time": time.perf_counter() - start}
+            self.recorder.rows.append(row)
+            self.progress.write_row(row)
+            self.event("after_epoch")
+
+    def _stage(self, name: str, cancel: type[Exception], body: Callable, *args) -> None:
+        """fastai's `_with_events`: before_<name>, the body, after_cancel_<name> when a callback
+        cancelled it, after_<name>."""
+        self.event(f"before_{name}")
+        try:
+            body(*args)
+        except cancel:
+            self.event(f"after_cancel_{name}")
+        self.event(f"after_{name}")
+
+    def _train_epoch(self, skip: int) -> None:
+        loader, sched = self.dls.train, self.schedule
         loader.set_epoch(self.epoch, skip)
         n_iter = len(loader)
         self.model.train()
-        bar = ProgressBar(n_iter, f"epoch {self.epoch}", self.quiet, initial=skip)
+        self.progress.start_epoch(self.epoch, n_iter, initial=skip)
         pending: list[torch.Tensor] = []
         try:
             for i, (x, y) in enumerate(loader, start=skip):
                 lr, mom = sched((self.epoch * n_iter + i) / (sched.n_epoch * n_iter))
                 set_hypers(self.opt, lr, mom)
                 try:
-                    pending.append(self.one_batch(x, y, self.epoch, i))
+                    loss = self.one_batch(x, y, self.epoch, i)
                 except RuntimeError as e:   # the one out-of-memory guard
                     if not stops.is_out_of_memory(e):
                         raise
                     e.__traceback__ = None   # frees the failed step's tensors before saving
                     stops.out_of_memory(self, pending, len(y))
-                self.recorder.lrs.append(lr)
-                self.recorder.moms.append(get_mom(self.opt))
+                if loss is not None:   # None: a callback cancelled the batch before its loss
+                    pending.append(loss)
+                    self.recorder.lrs.append(lr)
+                    self.recorder.moms.append(get_mom(self.opt))
                 # Under DDP the ranks must sync at the same batches (it is a collective), so a
                 # stop signal waits for the next regular sync, where all ranks agree on it.
                 local_stop = self._stop_signal is not None and self.world_size == 1
-                if len(pending) == SYNC_EVERY or i == n_iter - 1 or local_stop:
+                if pending and (len(pending) == SYNC_EVERY or i == n_iter - 1 or local_stop):
                     stop = self.read_losses(pending, i)
-                    bar.update(len(pending), self.recorder.smooth_losses[-1])
+                    self.progress.update(len(pending), self.recorder.smooth_losses[-1])
                     pending = []
                     if stop:
                         name = signal.Signals(self._stop_signal).name
-                        stops.stop_and_save(self, f"{name}: stopped at epoch {self.epoch}, batch {i + 1}", i + 1)
+                        stops.stop_and_save(self, f"{name}: stopped at epoch {self.epoch}, "
+                                                  f"batch {i + 1}", i + 1)
         finally:
-            bar.close()
+            self.progress.end_epoch()
 
-    def one_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int, i: int) -> torch.Tensor:
-        """Batch `i` of `epoch`: before_batch, the step, after_batch; returns the loss (no sync)."""
-        self.epoch, self.iter, self.xb, self.yb, self.mix = epoch, i, x, y, None
-        self.event("before_batch")
-        self.loss = self.train_step(self.xb, self.yb, self.mix)
+    def one_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int,
+                  i: int) -> torch.Tensor | None:
+        """Batch `i` of `epoch` between before_batch and after_batch; returns the loss (no
+        sync), or None when a callback cancelled the batch before its loss."""
+        self.epoch, self.iter, self.xb, self.yb, self.mix, self.loss = epoch, i, x, y, None, None
+        try:
+            self.event("before_batch")
+            self.train_step(self.xb, self.yb, self.mix)
+        except CancelBatchException:
+            self.event("after_cancel_batch")
         self.event("after_batch")
         return self.loss
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, mix=None) -> torch.Tensor:
-        """One optimizer step. The scaler is a no-op unless fp16 (nanoGPT's one-line AMP)."""
+        """One optimizer step, with its events. The scaler is a no-op unless fp16 (nanoGPT's
+        one-line AMP)."""
         with autocast(self.precision, self.device.type):
-            pred = self.forward_model(x)
-            loss = mixed_loss(self.loss_func, pred, y, mix) if mix else self.loss_func(pred, y)
-        self.scaler.scale(loss).backward()
+            self.pred = self.forward_model(x)
+            self.event("after_pred")
+            if not self._checked:
+                self._checked = check_first_batch(self.pred, y, self.dls, self.metrics)
+            self.loss_grad = (mixed_loss(self.loss_func, self.pred, y, mix) if mix
+                              else self.loss_func(self.pred, y))
+            self.event("after_loss")
+        self.loss = self.loss_grad.detach()
+        self.event("before_backward")
+        self.scaler.scale(self.loss_grad).backward()
+        self.event("after_backward")
         if self.settings.clip:
             self.scaler.unscale_(self.opt)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip)
+        self.event("before_step")
         self.scaler.step(self.opt)
         self.scaler.update()
+        self.event("after_step")
         self.opt.zero_grad(set_to_none=True)
-        return loss.detach()
+        return self.loss
 
     def read_losses(self, pending: list[torch.Tensor], last: int) -> bool:
         """Read the pending losses at once, stop on NaN/inf before anything is saved; returns
         whether to stop for a signal. Under DDP one all-reduce averages the losses and tells every
         rank whether any got Ctrl-C/SIGTERM, so all record the same numbers and stop together."""
-        values, stop = distributed.mean_and_any(torch.stack(pending).float(), self._stop_signal is not None)
+        values, stop = distributed.mean_and_any(torch.stack(pending).float(),
+                                                self._stop_signal is not None)
         if stop and self._stop_signal is None:  # another rank was told to stop
             self._stop_signal = signal.SIGTERM
         bad = [j for j, v in enumerate(values) if not math.isfinite(v)]
@@ -214,86 +274,13 @@ class Learner:
         self.recorder.add_losses(values)
         return stop
 
-    def _end_epoch(self, table: Table, start: float) -> None:
-        """Validate (every `valid_every` epochs and the last; NaN in the row, shown blank, in
-        between: docs/RECIPES.md) and record the row; its time includes validation, as fastai's."""
-        every, last = self.settings.valid_every, self.epoch == self.schedule.n_epoch - 1
-        if last or (every and (self.epoch + 1) % every == 0):
-            metrics = self.validate(keep=last)   # the last epoch's outputs: the run's evaluation
-            if not math.isfinite(metrics["valid_loss"]):
-                raise stops.diverged(self, len(self.dls.train) - 1)
-        else:
-            metrics = dict.fromkeys(["valid_loss", *self.metrics], math.nan)
-        row = {"epoch": self.epoch, "train_loss": self.recorder.smooth_losses[-1], **metrics,
-               "time": time.perf_counter() - start}
-        self.recorder.rows.append(row)
-        table.write_row(row)
+    def _validate_epoch(self) -> None:
+        last = self.epoch == self.schedule.n_epoch - 1
+        self.valid_metrics = self.score(keep=last)   # the last epoch's outputs: the evaluation
+        if not math.isfinite(self.valid_metrics["valid_loss"]):
+            raise stops.diverged(self, len(self.dls.train) - 1)
 
-    def event(self, name: str) -> None:   # every callback's `name` (train/callbacks.py), in order
-        for cb in self.cbs:
-            getattr(cb, name)(self)
-
-    # ---- evaluation -----------------------------------------------------------------------------
-    @torch.no_grad()
-    def validate(self, loader=None, tta: bool = False, keep: bool = False) -> dict[str, float]:
-        """valid_loss and every metric over the whole loader (default: dls.valid), summed per item.
-        `keep`: also leave (probabilities, targets) on the CPU in `valid_outputs` (this rank's).
-
-        With EMA on, this evaluates the averaged weights. A loader sharded over DDP ranks is
-        reduced as sums and counts, so each image counts once (every rank must call this then).
-        """
-        loader = loader or self.dls.valid
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(0)
-        sharded = getattr(loader, "world_size", 1) > 1
-        if sharded:
-            distributed.broadcast_buffers(self.model)
-        model = self.eval_model()
-        loss_sum = torch.zeros((), device=self.device)
-        sums = {k: torch.zeros((), device=self.device) for k in self.metrics}
-        n, kept = 0, []
-        for x, y in loader:
-            pred = self._logits(model, x, tta)
-            kept += [(pred.softmax(1), y)] if keep else []
-            loss_sum += summed_loss(self.loss_func, pred, y)
-            for k, f in self.metrics.items():
-                sums[k] += f(pred, y)
-            n += len(y)
-        if sharded:
-            loss_sum, *metric_sums, n = distributed.sum_over_ranks([loss_sum, *sums.values(), n])
-            sums = dict(zip(sums, metric_sums))
-        if n == 0:
-            raise ResnetteError("the validation set is empty; give the data a valid split")
-        self.valid_outputs = tuple(torch.cat(t).cpu() for t in zip(*kept)) if keep else None
-        return {"valid_loss": float(loss_sum) / n, **{k: float(v) / n for k, v in sums.items()}}
-
-    @torch.no_grad()
-    def predict(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
-        """Class probabilities for a normalised batch N,C,H,W (or one image C,H,W)."""
-        single = x.ndim == 3
-        x = (x[None] if single else x).to(self.device)
-        probs = self._logits(self.eval_model(), x, tta).softmax(dim=1).float().cpu()
-        return probs[0] if single else probs
-
-    def eval_model(self) -> nn.Module:
-        """In eval mode: the EMA's when on; under DDP the plain module (shards differ in length)."""
-        return (self.ema.module if self.ema else self.model if self.ddp else self.forward_model).eval()
-
-    def _logits(self, model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(self.precision, self.device.type):
-            return predict_logits(model, x, tta)
-
-    # ---- the run's files, and stopping without losing work -----------------------------------
-    def save_checkpoint(self, epoch: int, batch: int) -> Path:
-        """checkpoint.pt (to resume at `epoch`, `batch`) and the weights, where the run says."""
-        return checkpoints.save_learner(self, epoch, batch)
-
-    def load(self, path: str | Path, with_opt: bool = True) -> dict:
-        """Load weights (and optimizer/EMA/scaler state) from a resnette checkpoint; returns it."""
-        return checkpoints.load_into(self, path, with_opt)
-
+    # ---- stopping without losing work ------------------------------------------------------
     def _request_stop(self, signum: int) -> None:   # SIGINT/SIGTERM: finish the batch, save, stop
         if self._stop_signal is not None:   # a second Ctrl-C: stop right now
             raise KeyboardInterrupt

@@ -28,6 +28,14 @@ class LabelSmoothingCrossEntropy(nn.Module):
         return F.cross_entropy(pred.float(), target, label_smoothing=self.eps,
                                reduction=reduction or self.reduction)
 
+    def activation(self, out: torch.Tensor) -> torch.Tensor:
+        """fastai's: what `get_preds` applies to the outputs (class probabilities)."""
+        return F.softmax(out.float(), dim=-1)
+
+    def decodes(self, out: torch.Tensor) -> torch.Tensor:
+        """fastai's: the predicted class of each output."""
+        return out.argmax(dim=-1)
+
 
 class CrossEntropy(LabelSmoothingCrossEntropy):
     """Plain cross entropy (the chapter's `nn.CrossEntropyLoss()`), with a per-item mode for Mixup."""

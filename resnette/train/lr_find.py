@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
@@ -22,35 +23,48 @@ from .checkpoints import rng_state, set_rng_state
 from .optim import set_hypers
 from .schedules import sched_exp
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 SMOOTH_BETA = 0.98
 
 
 @dataclass
-class LRFindResult:
-    """Suggested learning rates and the curve they came from."""
+class SuggestedLRs:
+    """fastai's suggestions, by fastai's names: `valley` (its default), `steep` (the steepest
+    fall) and `minimum` (the lr at the lowest loss, divided by 10); the swept curve is kept in
+    `lrs` and `losses`. fastai returns a namedtuple of the suggestions asked for (by default
+    `valley` alone); this one always has all three and unpacks in that order."""
 
-    minimum: float
-    steepest: float
     valley: float
-    lrs: list[float]
-    losses: list[float]
+    steep: float
+    minimum: float
+    lrs: list[float] = field(repr=False)
+    losses: list[float] = field(repr=False)
 
-    # fastai's names for the same suggestions: `SuggestedLRs` fields are named after the
-    # suggestion functions (minimum, steep, valley); fastai < 2.4 returned (lr_min, lr_steep).
-    steep = property(lambda self: self.steepest)
+    # older names: resnette's first (steepest) and fastai < 2.4's (lr_min, lr_steep)
+    steepest = property(lambda self: self.steep)
     lr_min = property(lambda self: self.minimum)
-    lr_steep = property(lambda self: self.steepest)
+    lr_steep = property(lambda self: self.steep)
 
-    def plot(self, path: str | Path) -> Path:
-        """Save the loss-vs-lr curve (log x axis) with the three suggestions marked, as PNG;
-        fastai leaves the last 5 points out of the picture (the divergence dwarfs the rest)."""
+    def __iter__(self) -> Iterator[float]:
+        return iter((self.valley, self.steep, self.minimum))
+
+    def plot(self, path: str | Path | None = None) -> "Figure":
+        """The loss-vs-lr curve (log x axis) with the three suggestions marked; fastai leaves
+        the last 5 points out of the picture (the divergence dwarfs the rest). Returns the
+        Figure, written as PNG to `path` when given."""
         return plot_lr_find(self.lrs[:-5] or self.lrs, self.losses[:-5] or self.losses, path,
-                            {"minimum/10": self.minimum, "steep": self.steepest, "valley": self.valley})
+                            {"minimum/10": self.minimum, "steep": self.steep,
+                             "valley": self.valley})
+
+
+LRFindResult = SuggestedLRs   # the name resnette's commands used before fastai's
 
 
 def lr_find(learn, start: float = 1e-7, end: float = 10.0, num_it: int = 100,
-            stop_div: bool = True, plot: str | Path | None = None) -> LRFindResult:
-    """Run the sweep on `learn` and restore it afterwards; save the plot when `plot` is a path."""
+            stop_div: bool = True) -> SuggestedLRs:
+    """Run the sweep on `learn` and restore it afterwards."""
     if not 0 < start < end:
         raise ResnetteError(f"lr_find needs 0 < start < end (got {start}, {end})")
     num_it = max(num_it, 6)  # as fastai: too few points leave nothing after trimming
@@ -62,10 +76,7 @@ def lr_find(learn, start: float = 1e-7, end: float = 10.0, num_it: int = 100,
     finally:
         learn.cbs = cbs
         _restore(learn, saved)
-    result = suggest(lrs, losses, num_it)
-    if plot is not None:
-        result.plot(plot)
-    return result
+    return suggest(lrs, losses, num_it)
 
 
 def _sweep(learn, start: float, end: float, num_it: int, stop_div: bool):
@@ -93,7 +104,7 @@ def _sweep(learn, start: float, end: float, num_it: int, stop_div: bool):
     return lrs, losses
 
 
-def suggest(lrs: list[float], losses: list[float], num_it: int) -> LRFindResult:
+def suggest(lrs: list[float], losses: list[float], num_it: int) -> SuggestedLRs:
     """fastai's three suggestions, on the curve without its first tenth and last 5 points."""
     lr_t = torch.tensor(lrs[num_it // 10:-5], dtype=torch.float64)
     loss_t = torch.tensor(losses[num_it // 10:-5], dtype=torch.float64)
@@ -106,7 +117,8 @@ def suggest(lrs: list[float], losses: list[float], num_it: int) -> LRFindResult:
     minimum = float(lr_t[loss_t.argmin()]) / 10
     grads = (loss_t[1:] - loss_t[:-1]) / (lr_t[1:].log() - lr_t[:-1].log())
     steepest = float(lr_t[grads.argmin()])
-    return LRFindResult(minimum, steepest, float(lr_t[_valley(loss_t.tolist())]), list(lrs), list(losses))
+    valley = float(lr_t[_valley(loss_t.tolist())])
+    return SuggestedLRs(valley, steepest, minimum, list(lrs), list(losses))
 
 
 def _valley(losses: list[float]) -> int:

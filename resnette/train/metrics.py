@@ -15,6 +15,7 @@ return `mean * len(targ)`, its batch sum.
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable
 
 import torch
@@ -97,10 +98,30 @@ def _name(fn: Callable) -> str:
 def _batch_sum(fn: Callable, name: str) -> Metric:
     """fastai's convention (a batch mean) turned into the loop's (a batch sum)."""
     def summed(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        value = torch.as_tensor(fn(pred, y), dtype=torch.float32, device=pred.device)
+        out = fn(pred, y)
+        if not isinstance(out, (numbers.Number, torch.Tensor)) or isinstance(out, complex):
+            raise ResnetteError(f"metric {name!r} returned {type(out).__name__} {out!r:.40}; a "
+                                "metric returns one number per batch (its mean), e.g. a tensor")
+        value = torch.as_tensor(out, dtype=torch.float32, device=pred.device)
         if value.numel() != 1:
             raise ResnetteError(f"metric {name!r} returned shape {tuple(value.shape)}; a metric "
                                 "returns one number per batch, its mean over the batch")
         return value.reshape(()) * len(y)
     summed.__name__ = name
     return summed
+
+
+@torch.no_grad()
+def check_first_batch(pred: torch.Tensor, y: torch.Tensor, dls, metrics: dict[str, Metric]
+                      ) -> bool:
+    """On the first batch: the model gives one score per class of the data, and every metric
+    gives a number; otherwise one clear line now, not a traceback deep in the loss or a
+    validation at the epoch's end. Returns True (checked)."""
+    n_classes = getattr(dls, "c", None)
+    if n_classes is not None and (pred.ndim != 2 or pred.shape[1] != n_classes):
+        raise ResnetteError(f"the model outputs shape {tuple(pred.shape[1:])} per image but the "
+                            f"data has {n_classes} classes (dls.c); build it with "
+                            f"n_out={n_classes}")
+    for fn in metrics.values():
+        fn(pred.detach().float(), y)
+    return True

@@ -9,6 +9,9 @@ The command line, the Python API (`Learner(precision=...)`) and the benchmarks a
     bf16     bf16 (autocast)                             bf16 (autocast)
     fp16     refused: CPUs have no fast fp16 path        fp16 (autocast + loss scaling)
     fp32     fp32                                        fp32
+    half     bf16 where native, else fp32, said in       fp16
+             one line (learn.to_fp16(): CPUs have no
+             fast fp16)
 
     channels_last=None (the default everywhere) means "where it pays": NHWC lets cuDNN use
     tensor cores on a GPU, but PyTorch's CPU batchnorm is 2-5x slower in NHWC
@@ -66,6 +69,17 @@ def resolve(precision: str = "auto", device: str | torch.device = "auto",
         raise ResnetteError(f"precision fp16 needs a CUDA GPU (the device is {dev}); "
                             "use bf16 or fp32 on the CPU")
     return Compute(dev, precision, on_gpu if channels_last is None else bool(channels_last))
+
+
+def half(device: torch.device) -> tuple[str, str]:
+    """`learn.to_fp16()`'s precision on `device` (the table's "half" row), and the line that
+    says what it chose instead of fp16 ("" on a GPU, where fp16 is what was asked)."""
+    if device.type == "cuda":
+        return "fp16", ""
+    if cpu_has_native_bf16():
+        return "bf16", "to_fp16: this CPU has no fast float16; training in bfloat16 (native here)"
+    return "fp32", ("to_fp16: this CPU has no fast float16 and only emulates bfloat16; "
+                    "training in float32, its fastest")
 
 
 def cpu_has_native_bf16() -> bool:

@@ -1,0 +1,39 @@
+"""A run folder's plots, drawn from its files alone (metrics.csv, evaluation.json, and the
+pictures' pixels kept in plots/*.npz): training only saves numbers, and `resnette report` (or
+the background process `resnette train` starts) draws them through resnette.plots."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from resnette.plots import (TOP_LOSSES_TITLE, load_pixels, plot_confusion, plot_curves,
+                            plot_images)
+from resnette.runfiles import Run, read_metrics
+
+
+def draw_run(run: Run, only: Sequence[str] = ("curves", "confusion", "batch", "top_losses")
+             ) -> list[Path]:
+    """Draw every plot (of `only`) the run folder has the numbers for: the curves
+    (metrics.csv), the confusion matrix (evaluation.json) and the image grids (plots/*.npz).
+    Returns the PNGs drawn. The lr finder's plot is drawn when it runs."""
+    drawn = []
+    metrics = read_metrics(run.metrics) if "curves" in only else {}
+    if metrics:
+        plot_curves(metrics, run.plot("curves"))
+        drawn.append(run.plot("curves"))
+    try:
+        ev = json.loads(run.evaluation.read_text(encoding="utf-8")) if "confusion" in only else {}
+    except (FileNotFoundError, ValueError):
+        ev = {}
+    if ev.get("confusion") is not None and ev.get("names"):
+        plot_confusion(np.asarray(ev["confusion"]), ev["names"], run.plot("confusion"))
+        drawn.append(run.plot("confusion"))
+    for kind, title in (("batch", ""), ("top_losses", TOP_LOSSES_TITLE)):
+        if kind in only and run.pixels(kind).is_file():
+            images, titles = load_pixels(run.pixels(kind))
+            plot_images(images, titles, run.plot(kind), title=title)
+            drawn.append(run.plot(kind))
+    return drawn

@@ -1,0 +1,99 @@
+"""The names of a run folder's files, and metrics.csv in and out: what every layer that writes
+or reads a run needs, as a leaf (paths and CSV only), so `train/` can be handed a `Run` without
+importing the run layer above it. The folder's layout is told in resnette/run/folder.py, which
+creates, names and checks run folders.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from resnette.utils import atomic_write
+
+PLOT_NAMES = {
+    "curves": "loss_accuracy.png",
+    "lr_find": "lr_find.png",
+    "confusion": "confusion_matrix.png",
+    "batch": "augmented_batch.png",
+    "top_losses": "top_losses.png",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """Paths inside one run folder (nothing is read or created by just making a Run)."""
+    path: Path
+
+    @property
+    def name(self) -> str: return self.path.name
+    @property
+    def config(self) -> Path: return self.path / "config.toml"
+    @property
+    def classes(self) -> Path: return self.path / "classes.json"
+    @property
+    def metrics(self) -> Path: return self.path / "metrics.csv"
+    @property
+    def model(self) -> Path: return self.path / "model.safetensors"
+    @property
+    def best(self) -> Path: return self.path / "best.safetensors"
+    @property
+    def checkpoint(self) -> Path: return self.path / "checkpoint.pt"
+    @property
+    def evaluation(self) -> Path: return self.path / "evaluation.json"
+    @property
+    def report(self) -> Path: return self.path / "report.html"
+    @property
+    def plots(self) -> Path: return self.path / "plots"
+    @property
+    def onnx(self) -> Path: return self.path / "model.onnx"
+    @property
+    def export(self) -> Path: return self.path / "export"
+
+    @property
+    def tensorboard(self) -> Path: return self.path / "tensorboard"
+
+    def plot(self, kind: str) -> Path:
+        return self.plots / PLOT_NAMES[kind]
+
+    def pixels(self, kind: str) -> Path:
+        """The images and titles an image-grid plot is drawn from (plots/<plot>.npz)."""
+        return self.plots / PLOT_NAMES[kind].replace(".png", ".npz")
+
+    def exists(self) -> bool:
+        return self.config.is_file()
+
+
+def write_metrics(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Path:
+    """One row per epoch, full precision (people read it through `resnette.display`)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            out = csv.writer(f, lineterminator="\n")
+            out.writerow(columns)
+            out.writerows([r[c] for c in columns] for r in rows)
+    return atomic_write(path, write)
+
+
+def read_metrics(path: str | Path) -> dict[str, list[Any]]:
+    """metrics.csv as columns: whole numbers (the epoch) as ints, other numbers as floats, other
+    cells (e.g. a time '0:13') as text."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    columns: dict[str, list[Any]] = {}
+    for row in rows:
+        for key, cell in row.items():
+            columns.setdefault(key, []).append(_number_or_text(cell))
+    return columns
+
+
+def _number_or_text(cell: str | None) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(cell)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            pass
+    return cell
