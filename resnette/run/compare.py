@@ -169,6 +169,8 @@ def _metrics(run: Run) -> dict[str, list[Any]]:
         return {}
     if None in columns or "epoch" not in columns:
         raise ValueError("metrics.csv has rows longer than its header, or no epoch column")
+    if any(cell is None for cells in columns.values() for cell in cells):
+        raise ValueError("metrics.csv has a row with cells missing (cut short?)")
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1 or any(not isinstance(e, int) for e in columns["epoch"]):
         raise ValueError("metrics.csv has a row that is not an epoch's numbers")

@@ -117,6 +117,7 @@ def plot_runs(runs: Iterable[RunSummary | str | Path], path: str | Path | None =
 def curves_figure(summaries: Sequence[RunSummary]) -> "Figure":
     """The figure of `plot_runs`, drawn and returned, shown nowhere."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(11, 4.2))
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -133,6 +134,7 @@ def curves_figure(summaries: Sequence[RunSummary]) -> "Figure":
     ax_loss.set(title="loss (valid solid, train dashed)", xlabel="epoch")
     ax_acc.set(title="accuracy (validation)", xlabel="epoch")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs: 0, 1, 2, never 0.5
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
