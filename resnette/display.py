@@ -6,6 +6,12 @@ HTML report and everything that reads metrics.csv back.
     rates (lr, wd)          in scientific form  3.00e-03
     measured numbers        with 6 decimals     0.912345 (losses, accuracies: fastai's table)
     settings                as typed            0.4, 128, true
+  and in sentences and summary tables:
+    fractions               as percent          91.2%  (`percent`)
+    short durations         in seconds          4.2 s, 37 s  (`seconds`)
+    sizes in bytes          binary units        512.0 MiB, 1.50 GiB  (`size`: never GB and
+                                                GiB in one message)
+    the LR finder's picks   one wording         valley 1.00e-03, steepest ..., minimum/10 ...
 
 Epochs are numbered from 0 everywhere (the table, metrics.csv, the report and the plots), as
 fastai's table numbers them. Files keep full precision; only what people read is rounded.
@@ -51,3 +57,29 @@ def show_setting(key: str, value: Any) -> str:
     if isinstance(value, float) and key not in RATES and key not in TIMES:
         return f"{value:g}"
     return show(key, value)
+
+
+def percent(fraction: float | None, digits: int = 1) -> str:
+    """0.912 -> "91.2%"; None (not measured) -> ""."""
+    return "" if fraction is None else f"{100 * fraction:.{digits}f}%"
+
+
+def seconds(value: float | None) -> str:
+    """A short duration in seconds: one decimal under 10 s ("4.2 s"), whole seconds above
+    ("37 s"); None -> "". Epoch times in tables use `format_time` (mm:ss) instead."""
+    if value is None:
+        return ""
+    return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
+
+
+def size(n_bytes: float) -> str:
+    """Bytes in binary units, GiB from 1 GiB down to MiB below it: "1.50 GiB", "512.0 MiB"."""
+    return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
+
+
+def lr_suggestions(valley: float, steepest: float, minimum: float) -> str:
+    """The LR finder's suggestions, in the one wording `resnette train --lr-find` and
+    `resnette lr-find` print: rates in the table's scientific form."""
+    picks = {"valley": valley, "steepest": steepest, "minimum/10": minimum}
+    return "suggested learning rates: " + ", ".join(f"{name} {show('lr', lr)}"
+                                                    for name, lr in picks.items())

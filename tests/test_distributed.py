@@ -171,6 +171,20 @@ def test_timeouts_come_from_the_environment(monkeypatch):
             distributed.timeout_s()
 
 
+def test_the_assigned_rank_holds_without_a_process_group(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    monkeypatch.setenv("RANK", "1")    # left over from elsewhere: no launcher, so rank 0
+    assert distributed.assigned_rank() == 0 and distributed.restart_count() == 0
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "2")
+    assert distributed.assigned_rank() == 1 and distributed.rank() == 0   # no group joined
+    assert distributed.restart_count() == 2
+    monkeypatch.setenv("RANK", "one")
+    with pytest.raises(ResnetteError, match="torchrun"):
+        distributed.assigned_rank()
+
+
 def test_each_rank_gets_the_gpu_of_its_local_rank_only(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")

@@ -21,6 +21,8 @@ import warnings
 import numpy as np
 import torch
 
+from ..display import size as show_size
+
 SHARE_OF_FREE = 0.5          # the rows may use at most half of the free device memory...
 RESERVE_BYTES = 2 * 2**30    # ...and must leave at least 2 GiB free for training
 _CHUNK_BYTES = 64 * 2**20    # copy in slices: the host never holds a second full copy
@@ -74,13 +76,13 @@ def place(store: np.ndarray, index: np.ndarray, labels: np.ndarray, device: torc
     if resident is False or (resident is None and device.type != "cuda"):
         return None, f"{what}: streamed from the decoded store to {device}"
     need = len(index) * row_bytes(store) + len(index) * 8
-    size = f"{len(index):,} images, {need / 1e9:.2f} GB"
+    size = f"{len(index):,} images, {show_size(need)}"
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         if not fits(need, free):
             line = (f"{what} ({size}) streamed from host memory: resident on {device} it would leave "
-                    f"too little of the {free / 1e9:.2f} GB free for training (it may use half, "
-                    f"keeping {RESERVE_BYTES / 2**30:.0f} GiB)")
+                    f"too little of the {show_size(free)} free for training (it may use half, "
+                    f"keeping {show_size(RESERVE_BYTES)})")
             warnings.warn(line, stacklevel=3)
             return None, line
         try:

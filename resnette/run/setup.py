@@ -1,25 +1,35 @@
-"""From a TrainConfig to what training needs: a prepared run folder, the data, a Learner.
+"""From a TrainConfig to what training needs: a prepared run folder, the data, a Learner;
+and `training`, the whole of `resnette train` but its fit.
 
-Used by `resnette train`, `lr-find`, `evaluate` and `reproduce`, so each builds these one
-way. The work itself is done by resnette.data, resnette.models and resnette.train.
+The parts are used by `resnette train`, `lr-find`, `evaluate` and `reproduce`, so each builds
+these one way. The work itself is done by resnette.data, resnette.models and resnette.train.
 """
 from __future__ import annotations
 
-from dataclasses import fields, replace
+import contextlib
+import sys
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable, Iterator
 
-from torch import nn
-
-from resnette.models import create_model, list_models
+from resnette.display import lr_suggestions, seconds
+from resnette.models import list_models
+from resnette.plots import save_pixels
 from resnette.run.config import TrainConfig, eval_size, make_config, read_toml
-from resnette.run.claim import Plan, plan_run
-from resnette.run.folder import Run, resolve
+from resnette.run.claim import Plan, check_resumable, plan_run
+from resnette.run.folder import Run, newest_default, resolve
+from resnette.run.trained import init_from, model_for
 from resnette.train import distributed
-from resnette.train.callbacks import Callback
+from resnette.train.callbacks import Callback, CompileTime, SaveBest, TensorBoard
+from resnette.train.evaluation import collect
 from resnette.train.learner import Learner
+from resnette.train.precision import resolve as resolve_compute
 from resnette.train.settings import Settings
-from resnette.utils import ResnetteError
+from resnette.utils import ResnetteError, seed_everything
+
+__all__ = ["prepare", "open_run_for", "resume_config", "config_from_args", "check_arch",
+           "build_data", "model_for", "schedule_options", "train_images", "peak_lr",
+           "make_learner", "Job", "training", "elastic_resume"]
 
 
 def prepare(path: str | Path, resume: bool = False, overwrite: bool = False) -> Run:
@@ -67,7 +77,8 @@ def config_from_args(args) -> TrainConfig:
 def check_arch(arch: str) -> None:
     """Fail on a misspelt --arch before any data is downloaded or decoded."""
     if arch not in list_models():
-        raise ResnetteError(f"unknown architecture {arch!r}; choose one of: " + ", ".join(list_models()))
+        raise ResnetteError(f"unknown architecture {arch!r}; choose one of: "
+                            + ", ".join(list_models()))
 
 
 def build_data(cfg: TrainConfig, device: str = "cpu", augment: bool | None = None,
@@ -87,18 +98,11 @@ def build_data(cfg: TrainConfig, device: str = "cpu", augment: bool | None = Non
     return dls
 
 
-def model_for(cfg: TrainConfig, n_out: int, c_in: int = 3) -> nn.Module:
-    """The config's architecture with its options (--act, --sa, --blur). Only options that
-    differ from the default are passed, so a net without self-attention or blur-pool options
-    is never handed them (and says so in one line if the user asks for them)."""
-    opts: dict = {"act": cfg.act} if cfg.act != "relu" else {}
-    opts.update({k: True for k in ("sa", "blur") if getattr(cfg, k)})
-    return create_model(cfg.arch, n_out=n_out, c_in=c_in, **opts)
-
-
 def schedule_options(cfg: TrainConfig) -> dict:
     """Keyword arguments of the fit_* method for the config's schedule."""
-    return {} if cfg.pct_start is None or cfg.schedule == "constant" else {"pct_start": cfg.pct_start}
+    if cfg.pct_start is None or cfg.schedule == "constant":
+        return {}
+    return {"pct_start": cfg.pct_start}
 
 
 def train_images(dls) -> int:
@@ -124,3 +128,151 @@ def make_learner(cfg: TrainConfig, dls, model, run: Run | None, quiet: bool,
                   quiet=quiet)
     metrics = ["accuracy", "top_k_accuracy"] if dls.c > 5 else ["accuracy"]
     return Learner(dls, model, metrics=metrics, run_dir=run, callbacks=callbacks, **shared)
+
+
+# ---- `resnette train`: one call sets a run up, leaving it settles the run ------------------
+@dataclass
+class Job:
+    """A training run set up and ready to fit: what `training` hands the command."""
+    cfg: TrainConfig          # as the run folder records it (a default name filled in)
+    run: Run
+    resume: bool              # continue from checkpoint.pt
+    learn: Learner
+    lr: float                 # the peak learning rate (--scale-lr: times the processes)
+    schedule: dict            # the fit_* method's options (pct_start)
+    d: distributed.Dist
+    quiet: bool
+    plan: Plan = field(repr=False)
+    dls: Any = field(repr=False)
+
+
+# writes a run's evaluation from (run, probs, targets, loader, names, split): the command's
+Record = Callable[..., Any]
+
+
+@contextlib.contextmanager
+def training(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
+             quiet: bool = False, root: str | Path = "runs", *, record: Record
+             ) -> Iterator[Job]:
+    """`resnette train` around its fit: entering sets the run up, leaving settles it.
+
+    Entering: the checks that need nothing (architecture, precision/device), the job
+    (torchrun's process group, if launched), the run folder claimed once (rank 0; every
+    check before any write), the data (each machine's first process first), the model and
+    the Learner. Leaving: the evaluation is recorded (rank 0; `record` writes it, e.g.
+    commands/evaluate.py's record_evaluation), the folder settled, the job left. Leaving with
+    an error: the folder goes back to what it was unless training began (run/claim.py).
+    """
+    check_arch(cfg.arch)
+    compute = resolve_compute(cfg.precision, cfg.device)   # what cannot work here fails first
+    d = distributed.init(str(compute.device))
+    quiet = quiet or not d.is_main
+    # every check before any write; the folder locked; --overwrite undone on failure
+    plan = distributed.on_rank0(d, lambda: open_run_for(*elastic_resume(cfg, resume, root),
+                                                        overwrite, root))
+    try:
+        job = _set_up(plan, d, quiet)
+        yield job
+    except BaseException:
+        if d.is_main:
+            plan.abandon()
+        raise
+    _settle(job, record)
+    # Not on failure: the other ranks may be gone, tearing the group down could wait on them,
+    # and the launcher's SIGTERM would then cut the error message off.
+    distributed.shutdown(d)
+
+
+def _set_up(plan: Plan, d: distributed.Dist, quiet: bool) -> Job:
+    cfg, run, resume = plan.cfg, plan.run, plan.resume
+    callbacks = [SaveBest(run.best), *(plan.callbacks() if d.is_main else [])]
+    if cfg.tensorboard:   # first: a missing package stops the run before any work
+        callbacks.append(TensorBoard(run.tensorboard))
+    if cfg.compile:
+        callbacks.append(CompileTime())
+    seed_everything(cfg.seed)
+    dls = distributed.local_rank0_first(d, lambda: build_data(cfg, d.device, rank=d.rank,
+                                                              world_size=d.world_size))
+    model = model_for(cfg, dls.c, dls.channels)
+    if cfg.init_from and not resume:   # read before --overwrite moves a run aside
+        _say(init_from(model, cfg.init_from, cfg.arch), quiet)
+    if d.is_main:   # every check passed: config.toml and classes.json are the first writes
+        plan.commit(dls)
+        _save_batch(run, dls)
+    if cfg.sync_bn:
+        model = distributed.sync_batchnorm(model, d.device, d.world_size)
+    lr = peak_lr(cfg)
+    if distributed.in_job():
+        _say(f"DDP: {d.world_size} process(es), batch {cfg.bs} each = {cfg.bs * d.world_size} "
+             f"a step, peak lr {lr:g}{' (scaled)' if cfg.scale_lr else ''}", quiet)
+    learn = make_learner(cfg, dls, model, run, quiet, callbacks=callbacks)
+    if cfg.lr_find and not resume:
+        found = learn.lr_find()
+        _say(lr_suggestions(found.valley, found.steepest, found.minimum), quiet)
+    _say(f"training {cfg.arch} on {cfg.data} ({train_images(dls)} train / {dls.valid.n} valid "
+         f"images, {dls.c} classes) into {run.path}", quiet)
+    return Job(cfg, run, resume, learn, lr, schedule_options(cfg), d, quiet, plan, dls)
+
+
+def _settle(job: Job, record: Record) -> None:
+    """The evaluation is the last epoch's validation (no second pass), except after a resume
+    past the last epoch or under DDP (each rank holds only its shard of the validation set)."""
+    learn, d = job.learn, job.d
+    timer = next((cb for cb in learn.cbs if isinstance(cb, CompileTime)), None)
+    if timer is not None and timer.seconds is not None:
+        _say(f"torch.compile: the first training batch took {seconds(timer.seconds)} "
+             f"(compiling); epoch {timer.epoch}'s time includes it, and the validation graph's",
+             job.quiet)
+    if not d.is_main:
+        return
+    outputs, valid = learn.valid_outputs, job.dls.valid
+    if not outputs or d.is_distributed:
+        valid = build_data(job.cfg, d.device).valid if d.is_distributed else valid
+        outputs = collect(learn.eval_model().float(), valid, tta=False)
+    record(job.run, *outputs, valid, job.dls.names, "valid")
+    job.plan.settle()
+
+
+def elastic_resume(cfg: TrainConfig, resume: bool, root: str | Path = "runs"
+                   ) -> tuple[TrainConfig, bool]:
+    """After torchrun restarted the job, continue the run its earlier attempt started, as
+    `--resume` would (one line says so): the same command line would otherwise start over (a
+    default name) or be refused (a chosen one), losing every epoch done. The earlier attempt
+    is the folder the command names (--name/--run-dir), or for a default name the newest
+    `<data>-<arch>-<size>px[-N]`; it is resumed only when it was trained with the same
+    settings (run/claim.py's check_resumable): a chosen folder holding another run is an
+    error, as for --resume; a default-named one is left alone and a new run starts."""
+    if resume or distributed.restart_count() < 1:
+        return cfg, resume
+    path, chosen = resolve(cfg.name, cfg.run_dir, cfg.data, cfg.arch, cfg.size, root)
+    if not chosen:   # resolve() gave the first free default name; the attempt took the newest
+        newest = newest_default(cfg.data, cfg.arch, cfg.size, root)
+        if newest is None:
+            return cfg, resume
+        path = newest
+    run = Run(path)
+    if not run.exists():
+        return cfg, resume
+    try:
+        check_resumable(run, cfg)
+    except ResnetteError:
+        if chosen:   # never over another run's work: the error --resume would give
+            raise
+        return cfg, resume   # another run under the default name: left alone
+    print(f"elastic restart {distributed.restart_count()}: continuing {run.path} (as with "
+          "--resume)", file=sys.stderr, flush=True)
+    return (cfg if chosen else replace(cfg, name=path.name)), True
+
+
+def _save_batch(run: Run, dls, n: int = 16) -> None:
+    """The pixels of the first augmented batch (what `show_batch` draws), for the plot."""
+    loader = dls.train
+    x, y = loader.batch(loader.order(0), 0, 0)
+    n = min(n, len(y))
+    save_pixels(run.pixels("batch"), loader.decode_batch(x[:n]).numpy(),
+                [dls.names[int(i)] for i in y[:n]])
+
+
+def _say(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(msg, flush=True)

@@ -17,9 +17,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors, safe_open
 from torch import nn
 
+from resnette.models import create_model
 from resnette.run.config import TrainConfig, make_config, read_toml, to_toml, unescape_bytes
 from resnette.run.folder import Run, open_run
-from resnette.run.setup import model_for
 from resnette.train.checkpoints import check_compatible
 from resnette.utils import ResnetteError
 
@@ -79,6 +79,16 @@ def _read_weights_bytes(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str,
     n = int.from_bytes(data[:8], "little")
     meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
     return load_safetensors(data), dict(meta)
+
+
+def model_for(cfg: TrainConfig, n_out: int, c_in: int = 3) -> nn.Module:
+    """The net a config describes, to train or to load weights into: the architecture with
+    its options (--act, --sa, --blur). Only options that differ from the default are passed,
+    so a net without self-attention or blur-pool options is never handed them (and says so
+    in one line if the user asks for them)."""
+    opts: dict = {"act": cfg.act} if cfg.act != "relu" else {}
+    opts.update({k: True for k in ("sa", "blur") if getattr(cfg, k)})
+    return create_model(cfg.arch, n_out=n_out, c_in=c_in, **opts)
 
 
 def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:

@@ -28,11 +28,13 @@ The rules they implement:
 from .collectives import (all_reduce_sum, broadcast_buffers, is_peer_failure, mean_and_any,
                           peer_failure, peer_failures, sum_over_ranks)
 from .ddp import check_sharded, scale_lr, sync_batchnorm, wrap_ddp
-from .group import (DEFAULT_TIMEOUT_S, PREPARE_TIMEOUT_S, TIMEOUT_ENV, Dist, in_job, init,
-                    is_main, launched, rank, shutdown, timeout_s, world_size)
+from .group import (DEFAULT_TIMEOUT_S, PREPARE_TIMEOUT_S, TIMEOUT_ENV, Dist, assigned_rank,
+                    in_job, init, is_main, launched, rank, restart_count, shutdown, timeout_s,
+                    world_size)
 from .rank0 import local_rank0_first, on_rank0
 
 __all__ = ["Dist", "init", "shutdown", "launched", "in_job", "rank", "world_size", "is_main",
+           "assigned_rank", "restart_count",
            "timeout_s", "TIMEOUT_ENV", "DEFAULT_TIMEOUT_S", "PREPARE_TIMEOUT_S",
            "all_reduce_sum", "sum_over_ranks", "mean_and_any", "broadcast_buffers",
            "is_peer_failure", "peer_failure", "peer_failures", "local_rank0_first", "on_rank0",

@@ -78,12 +78,7 @@ def init(device: str, timeout: float | None = None) -> Dist:
     """
     if not launched():
         return Dist(device=device)
-    try:
-        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-        world_size = int(os.environ["WORLD_SIZE"])
-    except (KeyError, ValueError):
-        raise ResnetteError("WORLD_SIZE is set but RANK is missing or not a number; launch with "
-                            "torchrun, which sets RANK, LOCAL_RANK and WORLD_SIZE") from None
+    rank, local_rank, world_size = _launch_env()
     if device.startswith("cuda"):
         device = _rank_gpu(device, local_rank)
         backend = "nccl"
@@ -99,6 +94,30 @@ def init(device: str, timeout: float | None = None) -> Dist:
                                 "MASTER_ADDR and that every machine can reach it") from None
     group = _new_prepare_group() if world_size > 1 else None
     return Dist(rank, local_rank, world_size, device, group)
+
+
+def _launch_env() -> tuple[int, int, int]:
+    """RANK, LOCAL_RANK and WORLD_SIZE as torchrun set them."""
+    try:
+        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        return rank, local_rank, int(os.environ["WORLD_SIZE"])
+    except (KeyError, ValueError):
+        raise ResnetteError("WORLD_SIZE is set but RANK is missing or not a number; launch with "
+                            "torchrun, which sets RANK, LOCAL_RANK and WORLD_SIZE") from None
+
+
+def assigned_rank() -> int:
+    """The rank the launcher gave this process (0 without one). Unlike `rank()` it holds
+    before `init` and after `shutdown`: for the last line a command prints once, on rank 0."""
+    return _launch_env()[0] if launched() else 0
+
+
+def restart_count() -> int:
+    """How many times torchrun restarted this job (`--max-restarts`); 0 outside torchrun."""
+    try:
+        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    except ValueError:
+        return 0
 
 
 def _rank_gpu(device: str, local_rank: int) -> str:
