@@ -20,9 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from resnette import plots
 from resnette.commands.evaluate import record_evaluation
 from resnette.run.config import TrainConfig
+from resnette.run.drawing import draw_run
 from resnette.run.folder import Run
 from resnette.run.setup import Job, config_from_args, training
 from resnette.train import distributed
@@ -46,7 +46,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     if job.d.is_main and draw == "background":
         draw_later(job.run)
     elif job.d.is_main and draw == "wait":
-        plots.draw_run(job.run)
+        draw_run(job.run)
     return job.run
 
 

@@ -14,73 +14,24 @@
         report.html          `resnette report` (self-contained)
         model.onnx, export/  `resnette export`'s default outputs
 
-Nobody else spells these names: the Learner is handed a `Run` and writes where it says.
-This module is a leaf (paths, CSV and JSON only, no torch), so every layer may be given one.
+Nobody else spells these names: the Learner is handed a `Run` (resnette/runfiles.py, a leaf
+below train/, with metrics.csv's reader and writer) and writes where it says; this module
+names, checks and opens run folders for the commands.
 """
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from resnette.runfiles import PLOT_NAMES, Run, read_metrics, write_metrics
 from resnette.utils import ResnetteError, atomic_write
 
-PLOT_NAMES = {
-    "curves": "loss_accuracy.png",
-    "lr_find": "lr_find.png",
-    "confusion": "confusion_matrix.png",
-    "batch": "augmented_batch.png",
-    "top_losses": "top_losses.png",
-}
-
-
-@dataclass(frozen=True)
-class Run:
-    """Paths inside one run folder (nothing is read or created by just making a Run)."""
-    path: Path
-
-    @property
-    def name(self) -> str: return self.path.name
-    @property
-    def config(self) -> Path: return self.path / "config.toml"
-    @property
-    def classes(self) -> Path: return self.path / "classes.json"
-    @property
-    def metrics(self) -> Path: return self.path / "metrics.csv"
-    @property
-    def model(self) -> Path: return self.path / "model.safetensors"
-    @property
-    def best(self) -> Path: return self.path / "best.safetensors"
-    @property
-    def checkpoint(self) -> Path: return self.path / "checkpoint.pt"
-    @property
-    def evaluation(self) -> Path: return self.path / "evaluation.json"
-    @property
-    def report(self) -> Path: return self.path / "report.html"
-    @property
-    def plots(self) -> Path: return self.path / "plots"
-    @property
-    def onnx(self) -> Path: return self.path / "model.onnx"
-    @property
-    def export(self) -> Path: return self.path / "export"
-
-    @property
-    def tensorboard(self) -> Path: return self.path / "tensorboard"
-
-    def plot(self, kind: str) -> Path:
-        return self.plots / PLOT_NAMES[kind]
-
-    def pixels(self, kind: str) -> Path:
-        """The images and titles an image-grid plot is drawn from (plots/<plot>.npz)."""
-        return self.plots / PLOT_NAMES[kind].replace(".png", ".npz")
-
-    def exists(self) -> bool:
-        return self.config.is_file()
+__all__ = ["PLOT_NAMES", "Run", "read_metrics", "write_metrics", "default_name", "resolve",
+           "open_run", "save_classes", "load_classes", "save_json"]
 
 
 def default_name(data: str, arch: str, size: int) -> str:
@@ -161,36 +112,6 @@ def load_classes(run: Run) -> tuple[list[str], list[str]]:
         raise ResnetteError(f"{run.classes} is missing: the run never got to build its "
                             "data; train it again") from None
     return list(data["vocab"]), list(data.get("names") or data["vocab"])
-
-
-def write_metrics(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Path:
-    """One row per epoch, full precision (people read it through `resnette.display`)."""
-    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
-    return atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
-
-
-def read_metrics(path: str | Path) -> dict[str, list[Any]]:
-    """metrics.csv as columns: whole numbers (the epoch) as ints, other numbers as floats, other
-    cells (e.g. a time '0:13') as text."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    columns: dict[str, list[Any]] = {}
-    for row in rows:
-        for key, cell in row.items():
-            columns.setdefault(key, []).append(_number_or_text(cell))
-    return columns
-
-
-def _number_or_text(cell: str | None) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(cell)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            pass
-    return cell
 
 
 def save_json(path: Path, data: dict[str, Any]) -> None:
