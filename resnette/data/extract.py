@@ -18,6 +18,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -29,6 +30,11 @@ from resnette.utils import ResnetteError
 # little room for tiny archives) before it is refused, and never beyond the free disk space.
 MAX_RATIO = 50
 RATIO_ALLOWANCE = 64 * 2**20
+
+
+class BadArchive(ResnetteError):
+    """The archive itself is at fault (unreadable, malicious, a bomb): it must not be reused.
+    Other failures (a full or read-only disk here) keep the verified download."""
 
 
 def extract_tar(archive: Path, home: Path, folder: str) -> Path:
@@ -56,7 +62,7 @@ def extract_tar(archive: Path, home: Path, folder: str) -> Path:
                 os.replace(src, target)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-    except (tarfile.TarError, EOFError, OSError) as e:  # FilterError is a TarError
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:  # FilterError: a TarError
         raise _explain(e, archive, home) from None
     return home / folder
 
@@ -66,12 +72,22 @@ def _explain(e: Exception, archive: Path, home: Path) -> ResnetteError:
     if filter_error is not None and isinstance(e, filter_error):
         member = getattr(e, "tarinfo", None)
         name = member.name if member is not None else "?"
-        return ResnetteError(f"refusing to extract {archive.name}: entry {name!r} {e}; the "
-                             "archive may be malicious, nothing was extracted")
-    if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
-        return ResnetteError(f"disk full while extracting {archive}; free space in {home}")
-    return ResnetteError(f"{archive} is not a readable tar archive ({e}); it was removed, "
-                         "run again to download it afresh")
+        return BadArchive(f"refusing to extract {archive.name}: entry {name!r} {e}; the "
+                          "archive may be malicious, nothing was extracted")
+    code = getattr(e, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return ResnetteError(f"disk full while extracting {archive}; nothing was extracted, the "
+                             f"archive is kept; free space in {home} or choose another folder")
+    if code == errno.ENAMETOOLONG:
+        return BadArchive(f"refusing to extract {archive.name}: an entry's name is too long for "
+                          f"this file system ({getattr(e, 'filename', '')!s:.80}...); it was removed")
+    if code is not None and not isinstance(e, tarfile.TarError):  # a local file error, not the data
+        where = getattr(e, "filename", None) or home
+        return ResnetteError(f"cannot extract {archive.name} into {home}: {where} "
+                             f"({e.strerror or e}); nothing was extracted, the archive is kept; "
+                             "make it writable or choose another folder")
+    return BadArchive(f"{archive} is not a readable tar archive ({e}); it was removed, "
+                      "run again to download it afresh")
 
 
 def _checked(tar: tarfile.TarFile, archive: Path, home: Path,
@@ -85,7 +101,7 @@ def _checked(tar: tarfile.TarFile, archive: Path, home: Path,
         _check_member(m, archive, links_allowed)
         total += m.size
         if total > limit:
-            raise ResnetteError(f"refusing to extract {archive.name}: it would unpack to more than "
+            raise BadArchive(f"refusing to extract {archive.name}: it would unpack to more than "
                                 f"{total / 2**20:.0f} MiB, over {MAX_RATIO}x its "
                                 f"{size / 2**20:.1f} MiB (a decompression bomb?); "
                                 "nothing was extracted")
@@ -99,7 +115,7 @@ def _checked(tar: tarfile.TarFile, archive: Path, home: Path,
 
 def _check_member(m: tarfile.TarInfo, archive: Path, links_allowed: bool) -> None:
     def refuse(why: str) -> ResnetteError:
-        return ResnetteError(f"refusing to extract {archive.name}: entry {m.name!r} {why}; "
+        return BadArchive(f"refusing to extract {archive.name}: entry {m.name!r} {why}; "
                              "the archive may be malicious, nothing was extracted")
 
     p = PurePosixPath(m.name)

@@ -18,18 +18,16 @@ The cache folder is `data_dir`, else `$RESNETTE_HOME`, else `~/.cache/resnette`.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
-import socket
-import time
-import urllib.error
+import re
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tqdm.auto import tqdm
-
-from resnette.data.extract import MAX_RATIO, RATIO_ALLOWANCE, extract_tar
+from resnette.data import fetch
+from resnette.data.extract import MAX_RATIO, RATIO_ALLOWANCE, BadArchive, extract_tar
 from resnette.utils import ResnetteError
 
 __all__ = ["DATASETS", "MAX_RATIO", "RATIO_ALLOWANCE", "Dataset", "download", "extract_tar",
@@ -83,13 +81,14 @@ def url_env_var(name: str) -> str:
 
 def untar_data(name: str, data_dir: str | os.PathLike | None = None, url: str | None = None,
                sha256: str | None = None, retries: int = 4, timeout: float = 30.0,
-               backoff: float = 1.0) -> Path:
+               backoff: float = 1.0, max_bytes: int | str | None = None) -> Path:
     """Return the extracted folder of dataset `name`, downloading it first if needed.
 
     The publisher's address is checked against fastai's record (size + MD5 of the first
     MiB). A user-given address (`url` or `$RESNETTE_URL_<NAME>`) is checked against a
     full-file SHA-256 given as `sha256=` or as the address's `#sha256=<hex>` fragment, and
-    is not checked when neither is given (fastai's record describes a different address).
+    is not checked when neither is given (fastai's record describes a different address);
+    it may send at most `max_bytes` ($RESNETTE_MAX_DOWNLOAD, default 2 GiB).
     """
     if name not in DATASETS:
         raise ResnetteError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
@@ -98,7 +97,8 @@ def untar_data(name: str, data_dir: str | os.PathLike | None = None, url: str | 
     target = home / ds.folder
     if (target / _DONE).exists():
         return target  # offline reuse: no network call at all
-    given = url or os.environ.get(url_env_var(name))
+    var = url_env_var(name)
+    given = url or os.environ.get(var)
     if given is None:
         url, stats = ds.url, ((ds.size, ds.md5) if ds.size is not None and ds.md5 else None)
         if sha256 is not None:
@@ -106,19 +106,67 @@ def untar_data(name: str, data_dir: str | os.PathLike | None = None, url: str | 
     else:
         url, sha256 = _split_sha256(given, sha256)
         stats = None
-    archive = home / "downloads" / PurePosixPath(urllib.request.urlparse(url).path).name
+    _usable_home(home, data_dir)
+    archive = home / "downloads" / _archive_name(url, ds.folder)
     if archive.exists() and _mismatch(archive, stats, sha256) is not None:
         archive.unlink()  # an archive from an older check: fetch the one the check describes
     if not archive.exists():
+        advice = (f"to use a copy, set {var}=<its address or file:// path> (before the command), "
+                  "or train on a folder you have: --data <folder>")
         download(url, archive, stats=stats, sha256=sha256, retries=retries, timeout=timeout,
-                 backoff=backoff)
+                 backoff=backoff, max_bytes=max_bytes, advice=advice)
     try:
         extract_tar(archive, home, ds.folder)
-    except ResnetteError:
+    except BadArchive:
         archive.unlink(missing_ok=True)  # a bad archive must not be reused by the next call
         raise
-    (target / _DONE).write_text(url + "\n")
+    try:
+        (target / _DONE).write_text(url + "\n")
+    except OSError as e:
+        raise ResnetteError(f"cannot write {target / _DONE} ({e.strerror}); {_fix(data_dir)}") from None
     return target
+
+
+def _fix(data_dir: object) -> str:
+    return ("give --data-dir (data_dir=)" if data_dir is not None else "set RESNETTE_HOME to") + \
+        " a writable folder on a disk with room"
+
+
+def _usable_home(home: Path, data_dir: object) -> None:
+    """The dataset folder can hold downloads, or one line says why not and what to do.
+
+    A folder the user names must have an existing parent (a typo, or a disk that is not
+    mounted, must not create a tree elsewhere); the default ~/.cache/resnette is created.
+    """
+    blocker = next((p for p in (home, *home.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ResnetteError(f"cannot keep datasets in {home}: {blocker} is a file, not a folder; "
+                            f"move it or {_fix(data_dir)}")
+    named = data_dir is not None or os.environ.get("RESNETTE_HOME")
+    if named and not home.exists() and not home.parent.is_dir():
+        raise ResnetteError(f"cannot keep datasets in {home}: {home.parent} does not exist; "
+                            f"create it, or {_fix(data_dir)}")
+    try:
+        (home / "downloads").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ResnetteError(f"cannot keep datasets in {home} ({e.strerror}); {_fix(data_dir)}") from None
+    for folder in (home, home / "downloads"):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            why = os.strerror(errno.EROFS if _read_only(folder) else errno.EACCES)
+            raise ResnetteError(f"cannot keep datasets in {home}: {folder} is not writable "
+                                f"({why}); {_fix(data_dir)}")
+
+
+def _read_only(folder: Path) -> bool:
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+
+
+def _archive_name(url: str, folder: str) -> str:
+    """The URL's file name when it is a plain one, else `<folder>.tgz` (tarfile reads any
+    compression): `http://host/`, `.../..` or a 300-byte name cannot become a path here."""
+    name = PurePosixPath(urllib.request.urlparse(url).path).name
+    ok = re.fullmatch(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,199}", name) is not None
+    return name if ok else f"{folder}.tgz"
 
 
 def _hex(value: str, n: int, what: str) -> str:
@@ -159,68 +207,22 @@ def path_stats(path: str | os.PathLike) -> tuple[int, str]:
 
 def download(url: str, dest: Path, stats: tuple[int, str] | None = None,
              sha256: str | None = None, retries: int = 4, timeout: float = 30.0,
-             backoff: float = 1.0) -> Path:
-    """Fetch `url` to `dest` atomically: resume with HTTP Range, retry with backoff, verify.
+             backoff: float = 1.0, max_bytes: int | str | None = None,
+             advice: str = "use a mirror via url= / RESNETTE_URL_<NAME>") -> Path:
+    """Fetch `url` to `dest` atomically: bounded, resumed with HTTP Range, retried, verified.
 
     `stats` is fastai's (size, MD5 of the first MiB) pair (see `path_stats`); `sha256` the
-    whole file's SHA-256. Bytes accumulate in `dest.part`; a cut connection resumes from where
-    it stopped. Only a verified file is renamed to `dest`, so `dest` existing means it is
-    whole and correct; a file failing either check is deleted.
+    whole file's SHA-256. Bytes accumulate in `dest.part` and never exceed the recorded size,
+    or without one the cap `max_bytes` / $RESNETTE_MAX_DOWNLOAD (data/fetch.py: what is
+    retried, what is reported at once). Only a verified file is renamed to `dest`, so `dest`
+    existing means it is whole and correct; a file failing either check is deleted.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    for attempt in range(retries + 1):
-        try:
-            _fetch(url, part, timeout)
-            break
-        except urllib.error.HTTPError as e:
-            if e.code == 416:  # the partial file is already complete, or stale: start over
-                part.unlink(missing_ok=True)
-            elif e.code < 500:
-                part.unlink(missing_ok=True)
-                raise ResnetteError(f"download of {url} failed: HTTP {e.code} {e.reason}; "
-                                    "check the address (or the RESNETTE_URL_* override)") from None
-            err: Exception = e
-        except (urllib.error.URLError, OSError, _ShortRead) as e:
-            err = e
-        if attempt == retries:
-            reason = getattr(err, "reason", err)
-            if isinstance(reason, (socket.timeout, TimeoutError)):
-                reason = f"no data for {timeout:g} s (timed out)"
-            raise ResnetteError(f"download of {url} failed after {retries + 1} tries: {reason}; "
-                                "check the network or use a mirror via url= / RESNETTE_URL_*")
-        time.sleep(backoff * 2 ** attempt)
+    part = fetch.download(url, dest, stats, retries=retries, timeout=timeout, backoff=backoff,
+                          max_bytes=max_bytes, advice=advice)
     _verify(part, url, stats, sha256)
     os.replace(part, dest)
     return dest
-
-
-class _ShortRead(Exception):
-    """The server closed the connection before sending every byte it announced."""
-
-
-def _fetch(url: str, part: Path, timeout: float) -> None:
-    have = part.stat().st_size if part.exists() else 0
-    req = urllib.request.Request(url, headers={"User-Agent": "resnette"})
-    if have and not url.startswith("file:"):
-        req.add_header("Range", f"bytes={have}-")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        status = getattr(resp, "status", None) or 200
-        if status != 206:  # the server ignored Range (or there was none): start from zero
-            have = 0
-        length = resp.headers.get("Content-Length")
-        total = have + int(length) if length is not None else None
-        mode = "ab" if have else "wb"
-        with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                         desc=part.name[:-5], disable=None, leave=False) as bar:
-            got = have
-            while chunk := resp.read(1 << 20):
-                f.write(chunk)
-                got += len(chunk)
-                bar.update(len(chunk))
-    if total is not None and got < total:
-        raise _ShortRead(f"connection closed after {got} of {total} bytes")
 
 
 def _verify(path: Path, url: str, stats: tuple[int, str] | None, sha256: str | None) -> None:
