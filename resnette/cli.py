@@ -94,7 +94,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                                metavar="SIZE", help=help_text)
         else:
             group.add_argument(flag, type=kind, default=argparse.SUPPRESS, dest=f.name,
-                               metavar=f.name.upper(), help=help_text)
+                               metavar=f.name.upper(), help=help_text,
+                               **{k: f.metadata[k] for k in ("nargs", "const") if k in f.metadata})
 
 
 def limited(key: str, kind: type = int) -> Callable[[str], Any]:

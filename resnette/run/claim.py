@@ -27,7 +27,8 @@ from resnette.utils import ResnetteError
 # What `--resume` may change: where things are and how fast they run, never what is learned.
 RESUME_MAY_CHANGE = frozenset({
     "data", "data_dir", "name", "run_dir", "init_from", "lr_find", "device", "precision",
-    "channels_last", "compile", "bs", "sync_bn", "valid_every", "tensorboard", "test_size"})
+    "channels_last", "compile", "bs", "sync_bn", "valid_every", "tensorboard", "test_size",
+    "mlflow"})
 
 WRITE_ADVICE = "make it writable, or copy the run to a writable place"
 

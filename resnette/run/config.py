@@ -82,6 +82,10 @@ class TrainConfig:
     lr_find: bool = _opt(False, "run the learning rate finder first and save its plot")
     tensorboard: bool = _opt(False, "log the metrics, lr and smoothed loss to <run>/tensorboard/ "
                              "(needs: pip install resnette[tensorboard])")
+    mlflow: str | None = _opt(None, "log params, metrics per epoch and the run's files to MLflow "
+                              "at this tracking URI (bare --mlflow: $MLFLOW_TRACKING_URI, else "
+                              "MLflow's default; needs: pip install resnette[mlflow])",
+                              nargs="?", const="default")
     # -- the machine
     precision: str = _opt("auto", "auto, fp32, bf16 or fp16 (auto: bf16 where the hardware has "
                           "it, else fp16 on a GPU, fp32 on a CPU; fp16 needs a GPU)")

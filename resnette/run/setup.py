@@ -20,6 +20,7 @@ from resnette.run.claim import Plan, check_resumable, plan_run
 from resnette.run.folder import Run, newest_default, resolve
 from resnette.run.trained import init_from, model_for
 from resnette.train import distributed
+from resnette.run.mlflow_log import Connection, MLflowLog, connect
 from resnette.train.callbacks import Callback, CompileTime, SaveBest, TensorBoard
 from resnette.train.evaluation import collect
 from resnette.train.learner import Learner
@@ -167,11 +168,12 @@ def training(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
     compute = resolve_compute(cfg.precision, cfg.device)   # what cannot work here fails first
     d = distributed.init(str(compute.device))
     quiet = quiet or not d.is_main
+    mlflow = connect(cfg.mlflow) if cfg.mlflow and d.is_main else None   # before any folder
     # every check before any write; the folder locked; --overwrite undone on failure
     plan = distributed.on_rank0(d, lambda: open_run_for(*elastic_resume(cfg, resume, root),
                                                         overwrite, root))
     try:
-        job = _set_up(plan, d, quiet)
+        job = _set_up(plan, d, quiet, mlflow)
         yield job
     except BaseException:
         if d.is_main:
@@ -183,11 +185,14 @@ def training(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
     distributed.shutdown(d)
 
 
-def _set_up(plan: Plan, d: distributed.Dist, quiet: bool) -> Job:
+def _set_up(plan: Plan, d: distributed.Dist, quiet: bool, mlflow: Connection | None = None
+            ) -> Job:
     cfg, run, resume = plan.cfg, plan.run, plan.resume
     callbacks = [SaveBest(run.best), *(plan.callbacks() if d.is_main else [])]
     if cfg.tensorboard:   # first: a missing package stops the run before any work
         callbacks.append(TensorBoard(run.tensorboard))
+    if mlflow is not None:
+        callbacks.append(MLflowLog(mlflow, run, cfg))
     if cfg.compile:
         callbacks.append(CompileTime())
     seed_everything(cfg.seed)
@@ -230,6 +235,9 @@ def _settle(job: Job, record: Record) -> None:
         valid = build_data(job.cfg, d.device).valid if d.is_distributed else valid
         outputs = collect(learn.eval_model().float(), valid, tta=False)
     record(job.run, *outputs, valid, job.dls.names, "valid")
+    for cb in learn.cbs:
+        if isinstance(cb, MLflowLog):
+            cb.log_files()   # evaluation.json, written just now
     job.plan.settle()
 
 

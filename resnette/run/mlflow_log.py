@@ -1,0 +1,155 @@
+"""MLflow logging (`resnette train --mlflow [URI]`, `pip install resnette[mlflow]`).
+
+One MLflow run per resnette run, named after its folder, in the experiment named by
+$MLFLOW_EXPERIMENT_NAME (default "resnette"): the config's keys as params, each epoch's row
+of metrics.csv as metrics at step = the epoch (from 0, as metrics.csv; epochs that were not
+validated have no valid_loss/accuracy point), the lr at the epoch's end, and when training
+ends the run folder's files as artifacts (config.toml, classes.json, metrics.csv, the
+weights, evaluation.json; not checkpoint.pt, which holds the optimizer for --resume and is
+twice the weights). The plots, drawn by `resnette report` after training returns, are not
+in it. `<run>/mlflow.json` remembers the MLflow run, so `--resume` continues the same one.
+
+The URI is MLflow's own (`http://server:5000`, `sqlite:///mlflow.db`, `file:///path/mlruns`);
+a bare `--mlflow` uses $MLFLOW_TRACKING_URI, else MLflow's default. MLflow 3 refuses a file
+store unless MLFLOW_ALLOW_FILE_STORE=true is set (its own rule, said in one line here).
+Everything is checked by `connect`, before the run folder is created.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from resnette.run.folder import Run
+from resnette.train.callbacks import Callback
+from resnette.utils import ResnetteError, atomic_write
+
+DEFAULT = "default"         # the value of a bare `--mlflow`
+SKIPPED = {"checkpoint.pt", "mlflow.json"}
+EXPERIMENT = "resnette"
+
+
+@dataclasses.dataclass
+class Connection:
+    client: Any
+    uri: str | None
+    experiment_id: str
+
+
+def connect(uri: str) -> Connection:
+    """An MLflow client for `uri` and the experiment to log into, or one line saying why not
+    (no package, a store MLflow refuses, a server that does not answer)."""
+    try:
+        from mlflow import MlflowClient
+    except ImportError:
+        raise ResnetteError("--mlflow needs the mlflow package: pip install resnette[mlflow] "
+                            "(or pip install mlflow-skinny)") from None
+    target = None if uri in ("", DEFAULT) else uri
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
+    try:
+        client = MlflowClient(tracking_uri=target)
+        found = client.get_experiment_by_name(name)
+        experiment = found.experiment_id if found else client.create_experiment(name)
+    except Exception as e:   # noqa: BLE001 - MlflowException, a driver missing, a network error
+        first = str(e).strip().split(". ")[0].splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = ""
+        if "MLFLOW_ALLOW_FILE_STORE" in str(e):
+            hint = "; set MLFLOW_ALLOW_FILE_STORE=true to log to a folder, or use a server"
+        raise ResnetteError(f"MLflow cannot log to {target or 'its default store'}: {first}"
+                            f"{hint}") from None
+    return Connection(client, target, experiment)
+
+
+class MLflowLog(Callback):
+    """Logs a training run to MLflow (see the module docstring). `connection`: `connect(uri)`,
+    made before the run folder exists so that a refusal costs nothing."""
+
+    def __init__(self, connection: Connection, run: Run, config: Any) -> None:
+        self.conn, self.run, self.config = connection, run, config
+        self.run_id: str | None = None
+        self.sent: dict[Path, tuple[int, int]] = {}   # artifact -> (size, mtime) logged
+
+    @property
+    def record(self) -> Path:
+        return self.run.path / "mlflow.json"
+
+    def before_fit(self, learn) -> None:
+        if not learn.is_main:
+            return
+        self.run_id = self._previous()
+        client = self.conn.client
+        if self.run_id is None:
+            created = client.create_run(self.conn.experiment_id, run_name=self.run.name,
+                                        tags={"resnette.run_folder": str(self.run.path.resolve())})
+            self.run_id = created.info.run_id
+            text = json.dumps({"tracking_uri": self.conn.uri, "run_id": self.run_id}, indent=1)
+            atomic_write(self.record, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            self._params()
+        else:
+            client.update_run(self.run_id, status="RUNNING")
+
+    def _previous(self) -> str | None:
+        """The MLflow run this run folder logged to before (a --resume), if the same store."""
+        try:
+            saved = json.loads(self.record.read_text(encoding="utf-8"))
+            if saved.get("tracking_uri") == self.conn.uri:
+                self.conn.client.get_run(saved["run_id"])   # still there?
+                return str(saved["run_id"])
+        except Exception:   # noqa: BLE001 - absent, damaged or deleted: a new MLflow run
+            pass
+        return None
+
+    def _params(self) -> None:
+        from mlflow.entities import Param
+
+        values = (dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config)
+                  else dict(self.config))
+        params = [Param(k, str(v)[:6000]) for k, v in sorted(values.items()) if v is not None]
+        for i in range(0, len(params), 100):   # MLflow takes at most 100 params per batch
+            self.conn.client.log_batch(self.run_id, params=params[i:i + 100])
+
+    def after_epoch(self, learn) -> None:
+        if self.run_id is None:
+            return
+        from mlflow.entities import Metric
+
+        row, stamp = learn.recorder.rows[-1], _now_ms()
+        values = {k: v for k, v in row.items() if k != "epoch"}
+        if learn.recorder.lrs:
+            values["lr"] = learn.recorder.lrs[-1]
+        metrics = [Metric(k, float(v), stamp, int(row["epoch"])) for k, v in values.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        self.conn.client.log_batch(self.run_id, metrics=metrics)
+
+    def after_fit(self, learn) -> None:
+        if self.run_id is None:
+            return
+        self.log_files()
+        self.conn.client.set_terminated(self.run_id)
+
+    def log_files(self) -> None:
+        """The run folder's files (not SKIPPED, not hidden) as the MLflow run's artifacts,
+        those new or changed since the last call: `resnette train` calls it again once the
+        evaluation is written, after the last epoch."""
+        if self.run_id is None:
+            return
+        for path in sorted(self.run.path.rglob("*")):
+            rel = path.relative_to(self.run.path)
+            if (not path.is_file() or path.name in SKIPPED
+                    or any(p.startswith(".") for p in rel.parts)):
+                continue
+            st = path.stat()
+            if self.sent.get(path) == (st.st_size, st.st_mtime_ns):
+                continue
+            folder = rel.parent.as_posix()
+            self.conn.client.log_artifact(self.run_id, str(path),
+                                          None if folder == "." else folder)
+            self.sent[path] = (st.st_size, st.st_mtime_ns)
+
+
+def _now_ms() -> int:
+    import time
+    return int(time.time() * 1000)
