@@ -37,13 +37,14 @@ class DataLoaders(_DataLoaders):
 
     def show_batch(self, b: Any = None, max_n: int = 9, nrows: int | None = None,
                    ncols: int | None = None, show: bool = True, path: str | Path | None = None,
-                   **kwargs: Any) -> Any:
+                   **kwargs: Any) -> None:
         """fastai's `show_batch(max_n=9)`: a grid of training images with their labels, inline
-        in a notebook (resnette's picture; `path` also writes it as a PNG)."""
+        in a notebook (resnette's picture; `path` also writes it as a PNG). Returns None, as
+        fastai's does, so the cell shows the picture and no `<Figure ...>` line after it."""
         if b is not None or nrows is not None or ncols is not None or kwargs:
             raise ResnetteError("resnette.book's show_batch takes max_n (and path=); it draws the "
                                 "first training batch in a square grid")
-        return super().show_batch(path, max_n)
+        super().show_batch(path, max_n)
 
 
 class DataBlock:

@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm   # not tqdm.auto: it warns in a Jupyter kernel without ipywidgets
 
 from resnette import cachedir
 from resnette.data.cachefs import cache_error, check_room, entry_lock, remove_stale, reserve
 from resnette.data.decode import METHODS, UnreadableImage, decode_image
-from resnette.utils import ResnetteError
+from resnette.utils import ResnetteError, umask_mode
 
 _FORMAT = 2          # bump when the store layout or the decoded pixels change (2: EXIF, 16-bit)
 _CHUNK = 256         # images per worker job: big enough to amortise the job overhead
@@ -180,6 +180,7 @@ def _build(final: Path, root: Path, files: list[Path], shape: tuple[int, ...], m
         (tmp / "meta.json").write_text(json.dumps(meta))
         with open(store_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, umask_mode(0o777))   # mkdtemp's 0700: shared caches stay shareable
         os.replace(tmp, final)   # we hold the entry's lock and removed any old `final`
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
