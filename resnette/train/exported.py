@@ -7,7 +7,10 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+import torch
 
 from ..utils import ResnetteError
 from .checkpoints import check_compatible
@@ -57,6 +60,7 @@ def load_learner(path: str | Path, cpu: bool = True):
     d = info["data"]
     dls = ExportedData(d["vocab"], d["names"], tuple(d["mean"]), tuple(d["std"]),
                        d["channels"], d["size"])
-    device = "cpu" if cpu else "auto"
+    if not cpu and torch.cuda.is_available():   # the Learner takes its device from dls.train
+        dls.train = SimpleNamespace(device="cuda")
     return Learner(dls, model, metrics=info["learner"]["metrics"], quiet=True,
-                   device=device, precision="fp32" if cpu else "auto")
+                   precision="fp32" if cpu else "auto")
