@@ -11,7 +11,6 @@ import math
 import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -122,6 +121,14 @@ def test_datablock_gives_resnettes_loaders_split_by_grandparent(tmp_path):
     assert dls.train.presize == 24
 
 
+def test_datablock_reuses_the_decode_cache_of_resnettes_own_folder_loader(tmp_path):
+    from resnette.data import folder
+    root = nette(tmp_path)
+    ours = block().dataloaders(root, bs=4).train.store
+    theirs = folder(root, size=16, presize=24, bs=4).train.store
+    assert Path(ours.filename) == Path(theirs.filename)     # one cache entry, decoded once
+
+
 def test_valid_batches_are_the_images_normalised_by_the_given_stats(tmp_path):
     dls = block().dataloaders(nette(tmp_path), bs=6)
     x, y = next(iter(dls.valid))
@@ -214,7 +221,7 @@ def test_conv_layer_is_fastais_layout_and_init():
     assert conv.bias is None and conv.stride == (2, 2) and conv.padding == (1, 1)
     assert isinstance(bn, nn.BatchNorm2d) and isinstance(act, nn.ReLU)
     assert torch.all(bn.bias == 1e-3) and torch.all(bn.weight == 1)
-    fan_in = 64 * 9                                  # kaiming_uniform_: U(-b, b), b = sqrt(6/fan_in)
+    fan_in = 64 * 9                        # kaiming_uniform_: U(-b, b), b = sqrt(6 / fan_in)
     w = conv.weight.detach()
     assert float(w.abs().max()) <= math.sqrt(6 / fan_in)
     assert float(w.abs().max()) > 0.98 * math.sqrt(6 / fan_in)

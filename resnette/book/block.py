@@ -93,8 +93,13 @@ class DataBlock:
         if unknown:
             raise ResnetteError(f"validation labels {unknown[:5]} have no training items; a "
                                 "classifier cannot predict them")
-        order = [*train_idx, *valid_idx]
-        files = [Path(self.get_x(items[i]) if self.get_x else items[i]) for i in order]
+        # Each part in path order (the Loaders shuffle with their own seed): the cache's key
+        # then does not depend on the file system's listing order, and it is the key
+        # `resnette train --data <folder>` uses for the same files (train first, then valid).
+        path_of = {i: Path(self.get_x(items[i]) if self.get_x else items[i])
+                   for i in (*train_idx, *valid_idx)}
+        order = [*sorted(train_idx, key=path_of.get), *sorted(valid_idx, key=path_of.get)]
+        files = [path_of[i] for i in order]
         root = Path(os.path.commonpath([str(f.parent) for f in files]))
         workers = 2 if num_workers is None else max(int(num_workers), 1)
         store = decoded_store(root, files, self.presize, self.method, 3, None, workers)
