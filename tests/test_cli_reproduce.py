@@ -6,7 +6,11 @@ from pathlib import Path
 import pytest
 
 from resnette.commands.reproduce import markdown, names
-from resnette.commands.bench import bench_table, loader_rate, synthetic_data
+from resnette.commands.bench import (bench_table, inference_rate, loader_rate, synthetic_data,
+                                     train_rate)
+from resnette.models import create_model
+from resnette.train.precision import resolve
+from resnette.utils import ResnetteError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette2-224sq"
 
@@ -60,3 +64,22 @@ def test_bench_table_has_every_stage():
     for stage in ("| data |", "| model |", "| end to end |"):
         assert stage in table
     assert "images/s" in table and "GFLOP/s" in table
+    chosen = resolve("auto").precision   # one rule: the model rows train in what "auto" means
+    assert f"training step ({chosen}, bs" in table and f"inference ({chosen}, bs" in table
+
+
+def test_bench_rates_take_every_precision_choice_as_resolve_does():
+    model = create_model("simple_cnn", n_out=4)
+    # "auto" used to fail inside autocast ("unknown precision 'auto'")
+    assert train_rate(model, bs=4, size=32, precision="auto", steps=1, warmup=0) > 0
+    assert inference_rate(model, bs=4, size=32, precision="auto", steps=1, warmup=0) > 0
+    with pytest.raises(ResnetteError, match="fp16 needs a CUDA GPU"):   # resolve's refusal
+        train_rate(model, bs=4, size=32, precision="fp16", device="cpu")
+
+
+def test_percentages_and_seconds_follow_the_display_rule():
+    from resnette.commands.reproduce import experiments
+    exp = experiments()[7]
+    exp.results = {"accuracy": 0.98765, "seconds": 9.96, "epochs": 5, "size": 32}
+    row = next(line for line in markdown([exp], quick=False).splitlines() if exp.title in line)
+    assert row.endswith("| 98.8% |  | 10.0 s |  |")   # under 10 s: one decimal, as display says

@@ -9,7 +9,8 @@ import torch
 from fakes import FakeDataLoaders, tiny_net
 from resnette.commands.evaluate import format_evaluation
 from resnette.commands.report import build_report
-from resnette.display import format_time, show, show_setting
+from resnette.display import (format_time, lr_suggestions, percent, seconds, show,
+                              show_setting, size)
 from resnette.run.config import TrainConfig, save_config
 from resnette.run.folder import read_metrics
 from resnette.run.setup import prepare
@@ -26,6 +27,16 @@ def test_counts_times_rates_and_measurements():
         ("", "valid", "64, 96")
     assert (show_setting("cutmix", 0.0), show_setting("mixup", 0.4), show_setting("lr", 3e-3),
             show_setting("augment", True), show_setting("size", 128)) == ("0", "0.4", "3.00e-03", "true", "128")
+
+
+def test_sentences_show_percent_seconds_bytes_and_lr_picks_one_way():
+    assert (percent(0.912), percent(1.0), percent(None)) == ("91.2%", "100.0%", "")
+    assert (seconds(4.26), seconds(9.96), seconds(37.4), seconds(None)) == \
+        ("4.3 s", "10.0 s", "37 s", "")
+    assert (size(512 * 2**20), size(1.5 * 2**30), size(2 * 2**30)) == \
+        ("512.0 MiB", "1.50 GiB", "2.00 GiB")   # binary units only: never GB beside GiB
+    assert lr_suggestions(1e-3, 2.5e-2, 3e-4) == \
+        "suggested learning rates: valley 1.00e-03, steepest 2.50e-02, minimum/10 3.00e-04"
 
 
 def test_metrics_csv_written_by_the_learner_reads_back_with_integer_epochs(tmp_path):

@@ -23,7 +23,7 @@ from torch import nn
 from resnette.data import from_arrays
 from resnette.models import create_model
 from resnette.train.learner import Learner
-from resnette.train.precision import autocast, resolve
+from resnette.train.precision import Compute, autocast, resolve
 from resnette.utils import ResnetteError
 
 
@@ -53,19 +53,14 @@ def matmul_rate(dtype: torch.dtype = torch.bfloat16, n: int = 1024, reps: int = 
     return 2 * n**3 / _median_seconds(step, reps, warmup=1)
 
 
-def _autocast(precision: str, device: str):
-    return autocast(precision, torch.device(device).type)
+def _batch(model: nn.Module, bs: int, size: int, c_in: int, compute: Compute) -> torch.Tensor:
+    fmt = torch.channels_last if compute.channels_last else torch.contiguous_format
+    model.to(device=compute.device, memory_format=fmt)
+    return torch.randn(bs, c_in, size, size, device=compute.device).contiguous(memory_format=fmt)
 
 
-def _batch(model: nn.Module, bs: int, size: int, c_in: int, channels_last: bool, device: str):
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=fmt)
-    x = torch.randn(bs, c_in, size, size, device=device).contiguous(memory_format=fmt)
-    return x
-
-
-def _sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
         torch.cuda.synchronize()
 
 
@@ -74,23 +69,25 @@ def train_rate(model: nn.Module, bs: int = 64, size: int = 128, precision: str =
                n_out: int | None = None, device: str = "cpu") -> float:
     """Training images/s: forward under autocast, cross-entropy, backward, SGD step.
 
-    The model's weights change (it really trains on random data); pass a fresh model.
+    `precision`, `device` and `channels_last` mean what they mean everywhere (resolve's
+    table: "auto", None: where it pays). The model's weights change (it really trains on
+    random data); pass a fresh model.
     """
-    channels_last = resolve(precision, device, channels_last).channels_last   # None: where it pays
-    x = _batch(model, bs, size, c_in, channels_last, device)
+    compute = resolve(precision, device, channels_last)
+    x = _batch(model, bs, size, c_in, compute)
     model.train()
     n_out = n_out or _out_features(model)
-    y = torch.randint(0, n_out, (bs,), device=device)
+    y = torch.randint(0, n_out, (bs,), device=compute.device)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
 
     def step() -> None:
-        with _autocast(precision, device):
+        with autocast(compute.precision, compute.device.type):
             loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        _sync(device)
+        _sync(compute.device)
     return bs / _median_seconds(step, steps, warmup)
 
 
@@ -98,14 +95,14 @@ def inference_rate(model: nn.Module, bs: int = 64, size: int = 128, precision: s
                    channels_last: bool | None = None, steps: int = 3, warmup: int = 1, c_in: int = 3,
                    device: str = "cpu") -> float:
     """Inference images/s: eval mode (batchnorm uses its running statistics), no gradients."""
-    channels_last = resolve(precision, device, channels_last).channels_last   # None: where it pays
-    x = _batch(model, bs, size, c_in, channels_last, device)
+    compute = resolve(precision, device, channels_last)
+    x = _batch(model, bs, size, c_in, compute)
     model.eval()
 
     def step() -> None:
-        with torch.inference_mode(), _autocast(precision, device):
+        with torch.inference_mode(), autocast(compute.precision, compute.device.type):
             model(x)
-        _sync(device)
+        _sync(compute.device)
     return bs / _median_seconds(step, steps, warmup)
 
 
@@ -171,14 +168,14 @@ def bench_table(quick: bool = False, device: str = "auto", arch: str = "xresnet1
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         rate = matmul_rate(dtype, n=512 if quick else 1024, device=device)
         rows.append(("model", f"matrix product, {name}", f"{rate / 1e9:,.1f} GFLOP/s"))
-    model_precision = "bf16" if precision == "bf16" else "fp32"
-    train = train_rate(create_model(arch, n_out=10), bs=bs, size=size,
-                             precision=model_precision, device=device, steps=2 if quick else 3)
-    infer = inference_rate(create_model(arch, n_out=10), bs=bs, size=size,
-                                 precision=model_precision, device=device, steps=2 if quick else 3)
-    rows.append(("model", f"{arch} training step ({model_precision}, bs {bs})",
+    steps = 2 if quick else 3
+    train = train_rate(create_model(arch, n_out=10), bs=bs, size=size, precision=precision,
+                       device=device, steps=steps)
+    infer = inference_rate(create_model(arch, n_out=10), bs=bs, size=size, precision=precision,
+                           device=device, steps=steps)
+    rows.append(("model", f"{arch} training step ({precision}, bs {bs})",
                  f"{train:,.0f} images/s"))
-    rows.append(("model", f"{arch} inference ({model_precision}, bs {bs})", f"{infer:,.0f} images/s"))
+    rows.append(("model", f"{arch} inference ({precision}, bs {bs})", f"{infer:,.0f} images/s"))
     e2e = learner_rate(dls, arch, precision)
     rows.append(("end to end", f"Learner epoch, {arch} ({precision})", f"{e2e:,.0f} images/s"))
     head = f"resnette bench on {device} ({torch.get_num_threads()} threads), {size} px"

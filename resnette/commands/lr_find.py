@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from resnette.display import lr_suggestions
 from resnette.run.config import TrainConfig
 from resnette.run.folder import Run
 from resnette.run.setup import build_data, check_arch, config_from_args, make_learner, model_for, open_run_for
@@ -39,6 +40,5 @@ def lr_find_run(cfg: TrainConfig, overwrite: bool = False, quiet: bool = False,
 
 def main(args: argparse.Namespace) -> None:
     run, found = lr_find_run(config_from_args(args), overwrite=args.overwrite, quiet=args.quiet)
-    print(f"suggested learning rates: valley {found.valley:.2e}  steepest "
-          f"{found.steepest:.2e}  minimum/10 {found.minimum:.2e}")
+    print(lr_suggestions(found.valley, found.steepest, found.minimum))
     print(f"plot: {run.plot('lr_find')}")

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from resnette.data.folders import IMAGE_EXTENSIONS
+from resnette.display import percent, seconds, show
 from resnette.models import ConvLayer, init_cnn, pool_head
 from resnette.run.config import make_config
 from resnette.run.setup import build_data, make_learner, model_for
@@ -166,12 +167,7 @@ def machine() -> str:
 
 
 def markdown(chosen: list[Experiment], quick: bool) -> str:
-    def pct(v: float | None) -> str:
-        return "" if v is None else f"{100 * v:.1f}%"
-
-    def sec(v: float | None) -> str:
-        return "" if v is None else f"{v:.0f} s" if v >= 10 else f"{v:.1f} s"
-
+    """The results beside the book's, as resnette.display shows percentages and seconds."""
     lines = [f"# Chapter 14, reproduced{' (--quick: smoke test, numbers meaningless)' if quick else ''}",
              "", f"Ours: {machine()}, torch {torch.__version__}. The book: fastai on one GPU.", "",
              "| experiment | epochs | size | accuracy (ours) | accuracy (book) | time/epoch (ours) "
@@ -179,11 +175,11 @@ def markdown(chosen: list[Experiment], quick: bool) -> str:
     for e in chosen:
         r = e.results
         if "lr" in r:
-            lines.append(f"| {e.title} | | | {e.notes}: {r['lr']:.2e} | | | |")
+            lines.append(f"| {e.title} | | | {e.notes}: {show('lr', r['lr'])} | | | |")
             continue
         lines.append(f"| {e.title} | {r.get('epochs', '')} | {r.get('size', '')} | "
-                     f"{pct(r.get('accuracy'))} | {pct(e.book_accuracy)} | {sec(r.get('seconds'))} "
-                     f"| {sec(e.book_seconds)} |")
+                     f"{percent(r.get('accuracy'))} | {percent(e.book_accuracy)} | "
+                     f"{seconds(r.get('seconds'))} | {seconds(e.book_seconds)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,10 @@ The command line, the Python API (`Learner(precision=...)`) and the benchmarks a
              one line (learn.to_fp16(): CPUs have no
              fast fp16)
 
+    inference: `resnette evaluate` and `predict` compute in INFERENCE (fp32, the precision the
+    weights are saved in) on `resolve(INFERENCE)`'s device; the Learner's own validation and
+    predictions run in its training precision, as fastai's do.
+
     channels_last=None (the default everywhere) means "where it pays": NHWC lets cuDNN use
     tensor cores on a GPU, but PyTorch's CPU batchnorm is 2-5x slower in NHWC
     (benchmarks/models.py), so True on CUDA, False on a CPU.
@@ -32,6 +36,7 @@ from ..utils import ResnetteError
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 CHOICES = ("auto", *DTYPES)
+INFERENCE = "fp32"   # evaluate and predict: a few batches, in the weights' own precision
 
 
 @dataclass(frozen=True)
