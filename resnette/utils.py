@@ -35,7 +35,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:   # a read-only place, a file where a folder should be, no permission
         raise ResnetteError(f"cannot write {path} ({e.strerror}); choose a writable place") from None
-    os.close(fd)
+    try:   # mkstemp makes 0600; the file gets the mode open() would give it (0666 & ~umask)
+        os.fchmod(fd, umask_mode(0o666))
+    finally:
+        os.close(fd)
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
@@ -64,6 +67,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         _remove_quietly(tmp)
         raise
     return path
+
+
+def umask_mode(mode: int) -> int:
+    """`mode` less this process's umask: what open() (0o666) or mkdir() (0o777) would give.
+
+    Temporary files and folders (mkstemp, mkdtemp) are private (0600/0700) while being
+    written; a file renamed into place then gets this mode, so runs, exports and datasets can
+    be shared or served exactly as files written with open() can. Linux shows the umask in
+    /proc without changing it; elsewhere it is set and restored (os.umask has no getter).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            mask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mode & ~mask
 
 
 def _remove_quietly(p: str) -> None:

@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from resnette.utils import ResnetteError
+from resnette.utils import ResnetteError, umask_mode
 
 # Decompression bombs: image archives barely compress (JPEG/PNG are compressed already:
 # Imagenette's .tgz is 1.0x its contents, MNIST's PNGs ~1.5x), while gzip can inflate 1000x
@@ -56,6 +56,7 @@ def extract_tar(archive: Path, home: Path, folder: str) -> Path:
                 else:
                     tar.extractall(tmp, members=members)
                 src = tmp / folder if (tmp / folder).is_dir() else tmp
+                os.chmod(src, umask_mode(0o777))   # mkdtemp's 0700: as mkdir would make it
                 target = home / folder
                 if target.exists():
                     shutil.rmtree(target)
