@@ -142,8 +142,8 @@ class Learner(Inference, LearnerAPI):
         try:
             # DDP's gradient all-reduce failing inside backward: another rank died or hung
             with distributed.peer_failures("training"):
-                self.event("before_fit")
                 try:
+                    self.event("before_fit")
                     self._epochs(first, skip)
                 except CancelFitException:
                     self.event("after_cancel_fit")
@@ -161,8 +161,8 @@ class Learner(Inference, LearnerAPI):
         for self.epoch in range(first, n_epoch):
             start = time.perf_counter()
             self.valid_metrics = dict.fromkeys(["valid_loss", *self.metrics], math.nan)
-            self.event("before_epoch")
             try:
+                self.event("before_epoch")
                 self._stage("train", CancelTrainException, self._train_epoch,
                             skip if self.epoch == first else 0)
                 if self.epoch == n_epoch - 1 or (every and (self.epoch + 1) % every == 0):
@@ -178,9 +178,9 @@ class Learner(Inference, LearnerAPI):
 
     def _stage(self, name: str, cancel: type[Exception], body: Callable, *args) -> None:
         """fastai's `_with_events`: before_<name>, the body, after_cancel_<name> when a callback
-        cancelled it, after_<name>."""
-        self.event(f"before_{name}")
+        cancelled it (also in before_<name>), after_<name>."""
         try:
+            self.event(f"before_{name}")
             body(*args)
         except cancel:
             self.event(f"after_cancel_{name}")
