@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from resnette.display import show, show_setting
-from resnette.run.config import read_toml
+from resnette.run.claim import open_existing
+from resnette.run.config import as_dict
 from resnette.run.drawing import draw_run
-from resnette.run.folder import PLOT_NAMES, Run, open_run, read_metrics
+from resnette.run.folder import PLOT_NAMES, Run
+from resnette.run.reading import (check_run_files, other_evaluations, read_config,
+                                  read_evaluation, read_metrics)
 from resnette.run.lock import lock_run
 from resnette.utils import atomic_write
 
@@ -41,23 +43,35 @@ _CAPTIONS = {
 def build_report(run_path: str | Path, out: str | Path | None = None) -> Path:
     """Draw the run's plots from its files (resnette.run.drawing), then write the report
     of the run at `run_path` (default `run_path/report.html`)."""
-    run = open_run(run_path)
+    run = open_existing(run_path)
     out = Path(out) if out else run.report
+    check_run_files(run)   # a damaged file is one line, before anything is drawn
     draw_run(run)
     page = render(run)
     return atomic_write(out, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
 
 
 def render(run: Run) -> str:
-    config = read_toml(run.config)
+    """The page, from the run's files, each checked (resnette.run.reading)."""
+    config = as_dict(read_config(run.config))
     metrics = read_metrics(run.metrics)
-    evaluation = _read_json(run.evaluation)
+    evaluation = read_evaluation(run.evaluation)
+    others = other_evaluations(run)
     parts = [f"<h1>resnette run: {_e(run.name)}</h1>", _summary(config, metrics, evaluation)]
     if metrics:
         parts += ["<h2>Training</h2>", _table(list(metrics), list(zip(*metrics.values())))]
     if evaluation:
         parts.append(_evaluation(evaluation))
-    figures = [_figure(run.plot(k), _CAPTIONS[k]) for k in PLOT_NAMES if run.plot(k).is_file()]
+    if others:
+        parts += ["<h2>Other evaluations</h2>", "<p>Kept beside the run's own evaluation "
+                  "(evaluations/*.json); the numbers above and the plots are not these.</p>",
+                  _table(["evaluated", "n", "accuracy", "top5", "loss"],
+                         [(describe(ev), ev["n"], ev.get("accuracy"), ev.get("top5"),
+                           ev.get("loss")) for ev in others])]
+    on = describe(evaluation) if evaluation else "the validation set"
+    captions = {**_CAPTIONS, "confusion": _CAPTIONS["confusion"].replace("the validation set", on),
+                "top_losses": _CAPTIONS["top_losses"].replace("validation images", f"images of {on}")}
+    figures = [_figure(run.plot(k), captions[k]) for k in PLOT_NAMES if run.plot(k).is_file()]
     if figures:
         parts += ["<h2>Plots</h2>", *figures]
     parts += ["<h2>Configuration</h2>",
@@ -68,6 +82,15 @@ def render(run: Run) -> str:
             f"<body>\n{body}\n</body></html>\n")
 
 
+def describe(ev: dict) -> str:
+    """What an evaluation measured, in words: `the validation set at 128 px, with flip TTA`."""
+    split = ev.get("split", "valid")
+    what = {"valid": "the validation set", "train": "the training set"}.get(
+        split, f"the folder {ev.get('folder', split)}")
+    size = f" at {ev['size']} px" if isinstance(ev.get("size"), int) else ""
+    return what + size + (", with flip TTA" if ev.get("tta") else "")
+
+
 def _summary(config: dict, metrics: dict, evaluation: dict | None) -> str:
     """The run at a glance: a two-column table whose left column names each row."""
     items = [("data", config.get("data")), ("architecture", config.get("arch")),
@@ -75,14 +98,16 @@ def _summary(config: dict, metrics: dict, evaluation: dict | None) -> str:
     for key in ("accuracy", "valid_loss"):
         if metrics.get(key):
             items.append((f"final {key}", show(key, metrics[key][-1])))
-    if evaluation:
-        items.append(("evaluated accuracy", show("accuracy", evaluation.get("accuracy"))))
+    if evaluation:   # the run's own: its validation set (older runs may say otherwise)
+        items.append((f"accuracy on {describe(evaluation)}",
+                      show("accuracy", evaluation.get("accuracy"))))
     return _table(None, items)
 
 
 def _evaluation(ev: dict[str, Any]) -> str:
-    rows = [(k, ev[k]) for k in ("split", "n", "accuracy", "top5", "loss") if k in ev]
-    out = ["<h2>Evaluation</h2>", _table(["measure", "value"], rows, by_row=True)]
+    rows = [(k, ev[k]) for k in ("n", "accuracy", "top5", "loss") if k in ev]
+    out = ["<h2>Evaluation</h2>", f"<p>On {_e(describe(ev))} (evaluation.json).</p>",
+           _table(["measure", "value"], rows, by_row=True)]
     per_class = ev.get("per_class") or {}
     if per_class:
         out.append(_table(["class", "accuracy", "n"],
@@ -118,15 +143,8 @@ def _e(v: Any) -> str:
     return html.escape(str(v).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
-
-
 def main(args: argparse.Namespace) -> None:
     # the plots are drawn into the run folder: locked (shared) like evaluate and export
-    with lock_run(open_run(args.run).path, "resnette report", "report draws its plots there: "
+    with lock_run(open_existing(args.run).path, "resnette report", "report draws its plots there: "
                   "make it writable, or copy the run to a writable place", shared=True):
         print(f"report: {build_report(args.run, args.out)}")

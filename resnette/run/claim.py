@@ -11,14 +11,16 @@ run has its first checkpoint; a failure before that (`Plan.abandon`) puts it bac
 """
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import sys
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from resnette.run.config import TrainConfig, make_config, read_toml, save_config
-from resnette.run.folder import Run, load_classes, resolve, save_classes
+from resnette.run.config import TrainConfig, save_config
+from resnette.run.folder import Run, open_run, resolve, save_classes
+from resnette.run.reading import nfc, read_classes, read_config
 from resnette.run.lock import LOCK_NAME, RunLock, lock_run
 from resnette.train.callbacks import Callback
 from resnette.train.checkpoints import load_checkpoint
@@ -53,7 +55,7 @@ def as_used(cfg: TrainConfig) -> TrainConfig:
 
 def check_resumable(run: Run, cfg: TrainConfig) -> None:
     """Refuse a --resume whose settings differ from the run's in what the model learns."""
-    saved = make_config(read_toml(run.config))
+    saved = read_config(run.config)
     for f in fields(TrainConfig):
         old, new = getattr(saved, f.name), getattr(cfg, f.name)
         if f.name not in RESUME_MAY_CHANGE and old != new:
@@ -82,11 +84,12 @@ class Plan:
         """The checks passed and the data is built: now the run folder changes."""
         run = self.run
         if self.resume and dls is not None and run.classes.is_file():
-            vocab, _ = load_classes(run)
-            if list(dls.vocab) != vocab:
+            vocab = read_classes(run.classes)["vocab"]
+            if nfc(dls.vocab) != nfc(vocab):
                 raise ResnetteError(f"cannot resume {run.path}: the data's classes "
                                     f"({', '.join(dls.vocab[:5])}, ...) are not the run's "
-                                    f"({', '.join(vocab[:5])}, ...); give the same --data")
+                                    f"({', '.join(vocab[:5])}, ...) in {run.classes}; give "
+                                    "the same --data")
         try:
             if self.replace:
                 aside = run.path.with_name(f".{run.name}.replaced-{os.getpid()}")
@@ -169,8 +172,7 @@ def plan_run(cfg: TrainConfig, resume: bool, overwrite: bool, root: str | Path =
     if path.exists() and not path.is_dir():
         raise ResnetteError(f"{path} is a file, not a run folder; choose another --name/--run-dir")
     cfg = _named(cfg, run)
-    if path.is_dir():
-        recover(run)
+    recover(run)
     created = not path.exists()
     if created and not resume:
         try:
@@ -229,19 +231,51 @@ def _check(plan: Plan, overwrite: bool) -> None:
     plan.replace = True
 
 
-def recover(run: Run) -> None:
+def recover(run: Run, strict: bool = False) -> None:
     """A `--overwrite` killed between moving the old run aside and the new run's first
-    checkpoint: put the old run back (the new one holds no weights); after it, drop it."""
-    for aside in sorted(run.path.parent.glob(f".{run.name}.replaced-*")):
+    checkpoint: put the old run back (the new one holds no weights); after it, drop it.
+    Every command that opens a run calls this first (`open_existing`); `strict`: an old run
+    that cannot be put back (its --overwrite still runs, or the place is read-only) is an
+    error saying where it is, instead of the new, empty folder being used."""
+    for aside in sorted(run.path.parent.glob(f".{glob.escape(run.name)}.replaced-*")):
+        if not aside.is_dir():
+            continue
         try:
             probe = lock_run(aside, "resnette: recovering")
-        except ResnetteError:   # its --overwrite is still running (or it is unreadable)
+        except ResnetteError as e:   # its --overwrite is still running (or it is unreadable)
+            if strict and not has_weights(run):
+                raise ResnetteError(_still_aside(run, aside, str(e))) from None
             continue
         probe.release()
         if has_weights(run):
             shutil.rmtree(aside, ignore_errors=True)
             continue
-        shutil.rmtree(run.path, ignore_errors=True)
-        os.rename(aside, run.path)
+        try:
+            if run.path.is_dir():
+                shutil.rmtree(run.path)
+            os.rename(aside, run.path)
+        except OSError as e:
+            raise ResnetteError(_still_aside(run, aside, e.strerror)) from None
         print(f"restored {run.path}: the --overwrite that replaced it was stopped before its "
               "first checkpoint", file=sys.stderr, flush=True)
+
+
+def _still_aside(run: Run, aside: Path, why: str) -> str:
+    holder = ""
+    try:
+        holder = (aside / LOCK_NAME).read_text(errors="replace").strip()
+    except OSError:
+        pass
+    if holder:
+        return (f"{run.path} is being replaced by `train --overwrite` (process {holder}); until "
+                f"its first checkpoint the old run is in {aside}: use that folder, or wait")
+    return (f"{run.path} was being replaced by a `train --overwrite` that stopped; the old run "
+            f"is in {aside} and cannot be moved back ({why}): move it back to {run.path}")
+
+
+def open_existing(path: str | Path) -> Run:
+    """An existing run folder for a command that reads it (predict, evaluate, export, report,
+    --init-from): an interrupted --overwrite is undone first (`recover`)."""
+    run = Run(Path(path))
+    recover(run, strict=True)
+    return open_run(run.path)
