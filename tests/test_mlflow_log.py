@@ -50,6 +50,22 @@ def test_a_store_mlflow_refuses_is_one_line_before_the_run(tmp_path, monkeypatch
     assert "\n" not in str(e.value)
 
 
+def test_a_server_that_does_not_answer_fails_in_seconds_not_minutes():
+    pytest.importorskip("mlflow")
+    import socket
+    import time
+
+    from resnette.run.mlflow_log import connect
+    with socket.socket() as s:   # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(ResnetteError, match=f"MLflow server http://127.0.0.1:{port} does not "
+                       "answer"):
+        connect(f"http://127.0.0.1:{port}")
+    assert time.monotonic() - start < 10   # MLflow's own retries take minutes
+
+
 @pytest.mark.slow   # trains (two epochs of a tiny net) and imports MLflow: ~20 s here
 def test_the_mlflow_run_holds_params_metrics_and_files(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")

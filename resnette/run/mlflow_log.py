@@ -20,8 +20,10 @@ import dataclasses
 import json
 import math
 import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from resnette.run.folder import Run
 from resnette.train.callbacks import Callback
@@ -49,6 +51,7 @@ def connect(uri: str) -> Connection:
                             "(or pip install mlflow-skinny)") from None
     target = None if uri in ("", DEFAULT) else uri
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
+    _answers(target)
     try:
         client = MlflowClient(tracking_uri=target)
         found = client.get_experiment_by_name(name)
@@ -58,9 +61,26 @@ def connect(uri: str) -> Connection:
         hint = ""
         if "MLFLOW_ALLOW_FILE_STORE" in str(e):
             hint = "; set MLFLOW_ALLOW_FILE_STORE=true to log to a folder, or use a server"
+        elif "sqlite" in str(e):
+            hint = ("; a sqlite store needs the full package (pip install mlflow), or give "
+                    "--mlflow http://SERVER:5000")
         raise ResnetteError(f"MLflow cannot log to {target or 'its default store'}: {first}"
                             f"{hint}") from None
     return Connection(client, target, experiment)
+
+
+def _answers(uri: str | None, timeout: float = 5.0) -> None:
+    """A server URI that does not answer fails in seconds here, not after MLflow's retries
+    (minutes: it retries each request seven times with backoff)."""
+    parts = urlsplit(uri or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        raise ResnetteError(f"MLflow server {uri} does not answer ({e.strerror or e}); start it "
+                            "or check the address") from None
 
 
 class MLflowLog(Callback):
