@@ -18,7 +18,7 @@ import sys
 from dataclasses import MISSING, fields
 from typing import Any, Callable, Sequence
 
-from resnette.utils import ResnetteError
+from resnette.utils import ResnetteError, os_error_line
 
 EXAMPLES = {
     "train": """examples:
@@ -285,6 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `resnette predict ... | head`: the reader left, that is fine
         sys.stdout = open(os.devnull, "w")
         return 0
+    except OSError as e:   # the system refused (name too long, no permission, I/O): one line
+        if e.errno is None:
+            raise
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        return 2
     return 0
 
 

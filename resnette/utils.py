@@ -69,6 +69,30 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     return path
 
 
+NAME_MAX = 255   # bytes in one file or folder name on Linux, macOS and Windows file systems
+
+
+def long_name(path: str | os.PathLike, limit: int = NAME_MAX) -> str | None:
+    """The first component of `path` longer than `limit` bytes, or None."""
+    return next((part for part in Path(path).parts if len(os.fsencode(part)) > limit), None)
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an OSError no layer below expected: what, where; for a name too long,
+    which name and by how much (ENAMETOOLONG's own text does not say)."""
+    where = e.filename if e.filename is not None else ""
+    if e.errno == errno.ENAMETOOLONG and where:
+        part = long_name(os.fsdecode(where))
+        if part is not None:
+            n = len(os.fsencode(part))
+            return (f"the name {part[:40]!r}... is {n} bytes, over the {NAME_MAX} bytes a file "
+                    f"or folder name may have (in {os.fsdecode(where)[:80]!r}...); shorten it")
+        return (f"the path {os.fsdecode(where)[:60]!r}... is {len(os.fsencode(where))} bytes, "
+                "too long for this system; use a shorter one")
+    shown = os.fsdecode(where) if where else ""
+    return f"{e.strerror or e}" + (f": {shown}" if shown else "")
+
+
 def umask_mode(mode: int) -> int:
     """`mode` less this process's umask: what open() (0o666) or mkdir() (0o777) would give.
 

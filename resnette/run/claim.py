@@ -24,7 +24,7 @@ from resnette.run.reading import nfc, read_classes, read_config
 from resnette.run.lock import LOCK_NAME, RunLock, lock_run
 from resnette.train.callbacks import Callback
 from resnette.train.checkpoints import load_checkpoint
-from resnette.utils import ResnetteError
+from resnette.utils import NAME_MAX, ResnetteError, long_name
 
 # What `--resume` may change: where things are and how fast they run, never what is learned.
 RESUME_MAY_CHANGE = frozenset({
@@ -166,6 +166,7 @@ def plan_run(cfg: TrainConfig, resume: bool, overwrite: bool, root: str | Path =
     """Lock the run folder `cfg` names and check everything that needs no data; write nothing
     but the lock file (removed again on refusal)."""
     path, chosen = resolve(cfg.name, cfg.run_dir, cfg.data, cfg.arch, cfg.size, root)
+    _check_name_length(path, cfg, NAME_MAX if resume else MAX_RUN_NAME)
     if resume and not chosen:
         raise ResnetteError("--resume needs the run to continue: pass --name NAME or --run-dir DIR")
     run = Run(path)
@@ -193,6 +194,24 @@ def plan_run(cfg: TrainConfig, resume: bool, overwrite: bool, root: str | Path =
             shutil.rmtree(path, ignore_errors=True)
         raise
     return plan
+
+
+MAX_RUN_NAME = NAME_MAX - len("..replaced-") - 7   # --overwrite's `.<name>.replaced-<pid>`
+
+
+def _check_name_length(path: Path, cfg: TrainConfig, most: int) -> None:
+    """A name too long for the file system (or --overwrite's aside) is said, blaming its flag."""
+    flag = ("--name" if cfg.name else "--run-dir" if cfg.run_dir else
+            "--name (the default name is made from --data)")
+    part = long_name(path.parent)
+    if part is not None:
+        raise ResnetteError(f"--run-dir has a folder name of {len(os.fsencode(part))} bytes "
+                            f"({part[:40]!r}...), over the {NAME_MAX} a name may have; shorten it")
+    if (n := len(os.fsencode(path.name))) > most:
+        raise ResnetteError(f"the run name {path.name[:40]!r}... is {n} bytes; a run name may "
+                            f"have {MAX_RUN_NAME} (a file name {NAME_MAX}, and --overwrite keeps "
+                            f"the old run as .<name>.replaced-<pid> until the new one saves); "
+                            f"give a shorter {flag}")
 
 
 def _named(cfg: TrainConfig, run: Run) -> TrainConfig:
