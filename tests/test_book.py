@@ -116,6 +116,7 @@ def test_datablock_gives_resnettes_loaders_split_by_grandparent(tmp_path):
     x, y = dls.one_batch()
     assert x.shape == (4, 3, 16, 16) and x.dtype == torch.float32 and y.shape == (4,)
     assert dls.train.presize == 24
+    assert dls.train.device.type == ("cuda" if torch.cuda.is_available() else "cpu")   # fastai's
 
 
 def test_datablock_reuses_the_decode_cache_of_resnettes_own_folder_loader(tmp_path):

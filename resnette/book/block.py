@@ -70,8 +70,9 @@ class DataBlock:
                     bs: int = 64, device: str | torch.device | None = None,
                     num_workers: int | None = None, **kwargs: Any) -> DataLoaders:
         """Items from `get_items(source)`, split and labelled by the DataBlock's functions, then
-        decoded once at the Resize size and served by resnette's Loaders (bs 64, fastai's default;
-        train shuffled, last partial batch dropped; valid in order, all of it)."""
+        decoded once at the Resize size and served by resnette's Loaders (bs 64 and the GPU when
+        there is one, fastai's defaults; train shuffled, last partial batch dropped; valid in
+        order, all of it)."""
         if kwargs:
             raise ResnetteError(f"dataloaders({next(iter(kwargs))}=...) is not in resnette.book; "
                                 "it takes bs, device and num_workers")
@@ -108,8 +109,9 @@ class DataBlock:
         index = {v: k for k, v in enumerate(vocab)}
         y = np.array([index[labels[i]] for i in order], dtype=np.int64)
         is_valid = np.arange(len(order)) >= len(train_idx)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")   # fastai's default
         return self._loaders(store.images, y, [str(f) for f in files], is_valid, store.ok, vocab,
-                             bs, str(device or "cpu"), workers)
+                             bs, str(device), workers)
 
     def _loaders(self, images: np.ndarray, y: np.ndarray, names: list[str], is_valid: np.ndarray,
                  ok: np.ndarray, vocab: list[str], bs: int, device: str,
