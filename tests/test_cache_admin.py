@@ -157,3 +157,28 @@ def test_cache_command_lists_clears_and_imports_no_torch(home, tmp_path):
     cleared = cli("cache", "clear", "--all", env=env)
     assert cleared.returncode == 0 and "1 entry removed" in cleared.stdout
     assert not (home / key).exists()
+
+
+@pytest.mark.slow   # a second Python process importing the data layer
+def test_an_entry_another_process_reads_is_never_removed(home, tmp_path):
+    src = image_folder(tmp_path / "imgs")
+    code = ("import sys; from pathlib import Path; from resnette.data.cache import decoded_store\n"
+            f"root = Path({str(src)!r})\n"
+            "s = decoded_store(root, sorted(root.rglob('*.png')), 16, "
+            f"cache_dir=Path({str(home)!r}), workers=1)\n"
+            "print('ready', flush=True); sys.stdin.read(); print(int(s.images.sum()))")
+    reader = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "ready"
+        (entry,) = cachedir.entries(home)
+        assert entry.in_use
+        assert cachedir.make_room(home, need=10**12, keep="", limit=1, say=False) == []
+        removed, busy = cachedir.clear(home, everything=True)
+        assert removed == [] and [e.key for e in busy] == [entry.key]
+        out, _ = reader.communicate("", timeout=120)   # it still reads its images
+        assert reader.returncode == 0 and int(out) > 0
+    finally:
+        reader.kill()
+    removed, _ = cachedir.clear(home, everything=True)
+    assert [e.key for e in removed] == [entry.key] and not entry.path.exists()
