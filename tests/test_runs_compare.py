@@ -152,6 +152,10 @@ def test_sort_and_where(runs, capsys):
     assert [line.split()[0] for line in out[1:]] == ["big"]
     assert main(["runs", "--where", "lr"]) == 2
     assert "is not KEY=VALUE" in capsys.readouterr().err
+    assert main(["runs", "--sort", "accuracy"]) == 0 and main(["runs", "--sort", "acuracy"]) == 2
+    assert "no run has a column or setting 'acuracy'; did you mean 'accuracy'?" in \
+        capsys.readouterr().err
+    assert main(["runs", "--where", "mixupp=0"]) == 2
 
 
 def test_diff_names_the_settings_that_differ_and_the_metric_deltas(runs, capsys):

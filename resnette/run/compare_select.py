@@ -5,6 +5,7 @@ A test is `KEY OP VALUE` on a table column (`acc`, `time`, `state`, ...) or any 
 """
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from typing import Any, Iterable
 
@@ -53,15 +54,28 @@ def select(runs: list[RunSummary], where: Iterable[str] = (), sort: str | None =
     """Filter by every `--where` test, then sort by a column or config key (accuracy and
     top-5 best first, the rest ascending; runs without the value last)."""
     tests = [parse_where(w) for w in where]
+    _check_keys(runs, [t[0] for t in tests] + ([sort] if sort else []))
     kept = [s for s in runs if all(matches(s, *t) for t in tests)]
     if sort is None:
         return kept[::-1] if reverse else kept
-    key = sort.lower()
+    key = sort
     best_first = COLUMNS.get(key) in _BEST_FIRST
     have = [s for s in kept if s.value(key) is not None]
     missing = [s for s in kept if s.value(key) is None]
     have.sort(key=lambda s: _sort_key(s.value(key)), reverse=best_first != reverse)
     return have + missing
+
+
+def _check_keys(runs: list[RunSummary], keys: list[str]) -> None:
+    """A key no run has is a typo, not an empty result: say so, with the nearest key."""
+    known = set(COLUMNS) | {k for s in runs for k in s.config}
+    for key in keys:
+        if runs and key not in known:
+            near = difflib.get_close_matches(key, sorted(known), n=1)
+            raise ResnetteError(f"no run has a column or setting {key!r}"
+                                + (f"; did you mean {near[0]!r}?" if near else "")
+                                + " (columns: name data arch size epochs acc top5 loss time "
+                                "date state; or any config key)")
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:
