@@ -22,8 +22,11 @@ from resnette.data.augment import resize_batch
 from resnette.run.config import eval_size
 from resnette.data.decode import decode_images, unreadable_warning
 from resnette.data.folders import IMAGE_EXTENSIONS, image_files
+from resnette.display import percent
+from resnette.run.reading import nfc
 from resnette.run.trained import Trained, load_trained
 from resnette.train.evaluation import probabilities
+from resnette.train.precision import INFERENCE, resolve
 from resnette.utils import ResnetteError
 
 
@@ -83,11 +86,13 @@ class Prediction:
 def predict_files(trained: Trained, paths: Sequence[Path], k: int = 3, tta: bool = False,
                   bs: int = 64) -> list[Prediction]:
     k = min(k, len(trained.names))
+    device = resolve(INFERENCE).device   # the precision table's inference row
+    model = trained.model.to(device)
     out: list[Prediction] = []
     for start in range(0, len(paths), bs):
         chunk = paths[start:start + bs]
         x, ok = prepare(chunk, trained)
-        probs = probabilities(trained.model, x, tta)
+        probs = probabilities(model, x.to(device), tta)
         top_p, top_i = probs.topk(k, dim=1)
         readable = [p for p, good in zip(chunk, ok) if good]   # in the order of the rows of x
         for p, ps, idx in zip(readable, top_p.tolist(), top_i.tolist()):
@@ -99,7 +104,7 @@ def format_predictions(preds: Iterable[Prediction]) -> str:
     """A plain table: path, then `name  probability` for each of the top k."""
     lines = []
     for pred in preds:
-        tops = "   ".join(f"{name} {p:6.1%}" for name, p in pred.top)
+        tops = "   ".join(f"{name} {percent(p):>6}" for name, p in pred.top)
         lines.append(f"{pred.path}\t{tops}")
     return "\n".join(lines)
 
@@ -109,15 +114,16 @@ def labelled_folder(folder: Path, trained: Trained, bs: int = 64):
     files = [f for f in find_images([folder]) if f.parent.parent == folder]
     if not files:
         raise ResnetteError(f"no labelled images in {folder}; expected <label>/*.jpg inside it")
-    index = {v: i for i, v in enumerate(trained.vocab)}
-    unknown = sorted({f.parent.name for f in files} - set(index))
+    index = {v: i for i, v in enumerate(nfc(trained.vocab))}   # a Mac's NFD names match too
+    label = {f: nfc([f.parent.name])[0] for f in files}
+    unknown = sorted(set(label.values()) - set(index))
     if unknown:
         raise ResnetteError(f"labels {unknown[:5]} in {folder} are not classes of this model "
                             f"({', '.join(trained.vocab[:10])}{', ...' if len(index) > 10 else ''})")
     for start in range(0, len(files), bs):
         chunk = files[start:start + bs]
         x, ok = prepare(chunk, trained)
-        yield x, torch.tensor([index[f.parent.name] for f, good in zip(chunk, ok) if good])
+        yield x, torch.tensor([index[label[f]] for f, good in zip(chunk, ok) if good])
 
 
 def main(args: argparse.Namespace) -> None:
