@@ -18,54 +18,8 @@ import sys
 from dataclasses import MISSING, fields
 from typing import Any, Callable, Sequence
 
-from resnette.utils import ResnetteError, os_error_line
-
-EXAMPLES = {
-    "train": """examples:
-  resnette train --data digits                       # ~1 minute on a laptop CPU
-  resnette train --data imagenette-160 --arch xresnet18 --size 128 --epochs 5 --lr 3e-3
-  resnette train --data ~/my-photos --init-from runs/imagenette-160-xresnet18-128px --epochs 3
-  resnette train --config run.toml --epochs 10       # flags override the file
-  resnette train --name my-run --resume              # continue an interrupted run""",
-    "lr-find": """examples:
-  resnette lr-find --data digits
-  resnette lr-find --data imagenette-160 --arch xresnet18 --size 128""",
-    "evaluate": """examples:
-  resnette evaluate runs/digits-xresnet18-32px
-  resnette evaluate runs/digits-xresnet18-32px --tta
-  resnette evaluate runs/my-run --folder ~/more-photos   # <folder>/<label>/*.jpg""",
-    "predict": """examples:
-  resnette predict runs/digits-xresnet18-32px some/image.png
-  resnette predict runs/my-run/model.safetensors photos/ --top 3 --json
-  resnette predict export/model.safetensors photo.jpg --tta""",
-    "export": """examples:
-  resnette export runs/digits-xresnet18-32px --format onnx          # -> runs/.../model.onnx
-  resnette export runs/digits-xresnet18-32px --format safetensors --out exported/""",
-    "summary": """examples:
-  resnette summary xresnet50 --size 224
-  resnette summary --arch xresnet18 --size 128     # spelled as for train
-  resnette summary --list""",
-    "reproduce": """examples:
-  resnette reproduce chapter14 --quick                 # every experiment, tiny: a smoke test
-  resnette reproduce chapter14 --only xresnet18
-  resnette reproduce chapter14 --data /path/to/imagenette2-160""",
-    "bench": """examples:
-  resnette bench
-  resnette bench --quick""",
-    "recipes": """examples:
-  resnette recipes                                   # the list, one line each
-  resnette recipes fast                              # one recipe's settings
-  resnette train --recipe fast --data imagenette-160 # flags still override it""",
-    "report": """examples:
-  resnette report runs/digits-xresnet18-32px        # -> runs/digits-xresnet18-32px/report.html""",
-    "runs": """examples:
-  resnette runs --sort acc --where arch=xresnet18    # best first; also !=, <, >; a glob
-  resnette runs diff a b                             # settings that differ, metric deltas
-  resnette runs plot a b c -o curves.png             # curves overlaid; `runs html`: a page""",
-    "cache": """examples:
-  resnette cache clear --unused-days 30              # or --missing-source, or --all""",
-}
-
+from resnette.cli_examples import EXAMPLES
+from resnette.utils import ResnetteError, os_error_line, out_of_memory_line
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one `error:` line (exit 2), like our other errors."""
@@ -169,11 +123,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def _training(name: str) -> Callable[[argparse.ArgumentParser], None]:
     def add(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
         p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
         if name == "train":
+            p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
             p.add_argument("--resume", action="store_true",
                            help="continue the run (--name/--run-dir) from its checkpoint")
+        else:   # lr-find writes its plot only, never a run folder
+            p.add_argument("--out", metavar="FILE", help="where the plot goes (default: the "
+                           "named run's plots/lr_find.png, else lr_find-<name>.png here)")
         add_train_flags(p)
     return add
 
@@ -200,8 +157,11 @@ def _predict(p: argparse.ArgumentParser) -> None:
 
 def _export(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder or .safetensors file")
-    p.add_argument("--format", choices=("onnx", "safetensors"), default="onnx")
-    p.add_argument("--out", help="output file (onnx) or folder (safetensors)")
+    p.add_argument("--format", choices=("onnx", "safetensors", "timm", "fastai"), default="onnx",
+                   help="timm/fastai: the weights in timm's names (resnet18d, ...) or fastai's "
+                   "(xresnet18, ...)")
+    p.add_argument("--out", help="output file (onnx, timm, fastai: .safetensors or .pth) or "
+                   "folder (safetensors)")
 
 
 def _summary(p: argparse.ArgumentParser) -> None:
@@ -289,6 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if e.errno is None:
             raise
         print(f"error: {os_error_line(e)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:   # out of memory outside the guarded train step
+        line = out_of_memory_line(args.command, e)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
     return 0
 

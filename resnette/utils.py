@@ -93,6 +93,28 @@ def os_error_line(e: OSError) -> str:
     return f"{e.strerror or e}" + (f": {shown}" if shown else "")
 
 
+_OOM_ADVICE = {   # what to make smaller, per command, when memory runs out outside a train step
+    "train": "--bs, --size/--presize (and --progressive sizes) or --test-size",
+    "lr-find": "--bs or --size/--presize", "evaluate": "--bs or --test-size",
+    "predict": "the number of images given at once", "summary": "--size or --classes",
+    "export": "nothing here: export needs the model once; free memory (other programs)",
+}
+
+
+def out_of_memory_line(command: str, e: BaseException) -> str | None:
+    """One line for running out of memory (torch's OutOfMemoryError, the CPU allocator's
+    RuntimeError, NumPy's or Python's MemoryError) anywhere outside the guarded training
+    step: resizing or augmenting a batch, evaluating at a large size, predicting. None for
+    an error that is not about memory."""
+    text = str(e)
+    if not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or "out of memory" in text or "can't allocate memory" in text):
+        return None
+    first = text.strip().splitlines()[0][:160] if text.strip() else type(e).__name__
+    return (f"out of memory in `resnette {command}` ({first}); use smaller "
+            f"{_OOM_ADVICE.get(command, 'sizes or batches')}")
+
+
 def umask_mode(mode: int) -> int:
     """`mode` less this process's umask: what open() (0o666) or mkdir() (0o777) would give.
 

@@ -4,7 +4,9 @@ ONNX is for serving without PyTorch (onnxruntime, browsers, phones); the batch d
 dynamic so any batch size works, and the input is the normalised image at the training size.
 The safetensors export is for PyTorch users: `model.safetensors` (class names, normalisation
 and config embedded as metadata) and `config.toml` beside it; `load_exported` rebuilds the
-model from those two files alone.
+model from those two files alone. `timm` and `fastai` write the weights alone in those
+libraries' names (models/interop.py) for the counterpart model: timm's `resnet*d`, fastai's
+`xresnet*`; a model without an exact counterpart is refused in one line.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from resnette.models.interop import FORMATS as FOREIGN, counterpart, to_format
 from resnette.run.config import save_config
 from resnette.run.folder import Run
 from resnette.run.lock import lock_run
@@ -24,7 +27,7 @@ from resnette.run.trained import Trained, load_trained, metadata
 from resnette.train.checkpoints import save_weights
 from resnette.utils import ResnetteError, atomic_write
 
-FORMATS = ("onnx", "safetensors")
+FORMATS = ("onnx", "safetensors", *FOREIGN)
 
 
 def export_onnx(trained: Trained, out: str | Path, size: int | None = None) -> Path:
@@ -85,6 +88,38 @@ def export_safetensors(trained: Trained, out_dir: str | Path) -> Path:
     return exported.model
 
 
+def foreign_name(trained: Trained, fmt: str) -> str:
+    """The counterpart's name in `fmt` (timm/fastai), or the one-line refusal."""
+    cfg = trained.config
+    return counterpart(fmt, cfg.arch, cfg.act, cfg.sa, cfg.blur)
+
+
+def export_foreign(trained: Trained, fmt: str, out: str | Path) -> Path:
+    """The weights in `fmt`'s names: safetensors (class names and normalisation in its
+    metadata), or a torch.save'd state dict when `out` ends in .pth/.pt."""
+    out = Path(out)
+    tensors = {k: v.detach().contiguous().clone()
+               for k, v in to_format(trained.model.state_dict(), fmt).items()}
+    if out.suffix in (".pth", ".pt"):
+        return atomic_write(out, lambda tmp: torch.save(tensors, tmp))
+    from safetensors.torch import save as safetensors_bytes
+    meta = {"format": "pt", "source": f"resnette {trained.config.arch}", "classes":
+            json.dumps(trained.names), "mean": json.dumps(trained.mean), "std": json.dumps(trained.std)}
+    data = safetensors_bytes(tensors, metadata=meta)
+    return atomic_write(out, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def how_to_load(trained: Trained, fmt: str, path: Path) -> str:
+    """The Python lines that load an exported file in timm or fastai."""
+    name, n = foreign_name(trained, fmt), len(trained.names)
+    read = (f'torch.load("{path}", weights_only=True)' if path.suffix in (".pth", ".pt")
+            else f'safetensors.torch.load_file("{path}")')
+    build = (f'timm.create_model("{name}", num_classes={n}, in_chans={trained.channels})'
+             if fmt == "timm" else f"fastai.vision.models.xresnet.{name}(n_out={n}, "
+             f"c_in={trained.channels})")
+    return f"model = {build}\nmodel.load_state_dict({read})"
+
+
 def load_exported(weights: str | Path, config: str | Path | None = None) -> Trained:
     """Rebuild a model from an exported safetensors file (and its config.toml)."""
     return load_trained(weights, config=config)
@@ -92,20 +127,35 @@ def load_exported(weights: str | Path, config: str | Path | None = None) -> Trai
 
 def export(source: str | Path, fmt: str, out: str | Path | None = None) -> Path:
     """What `resnette export` does: load a run (or weights) and write the chosen format."""
+    return _export(source, fmt, out)[0]
+
+
+def _export(source: str | Path, fmt: str, out: str | Path | None) -> tuple[Path, Trained]:
     if fmt not in FORMATS:
         raise ResnetteError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     trained = load_trained(source)
     src = Path(source)
     beside = Run(src if src.is_dir() else src.parent)
-    target = Path(out) if out else (beside.onnx if fmt == "onnx" else beside.export)
-    write = export_onnx if fmt == "onnx" else export_safetensors
+    if fmt in FOREIGN:   # the name is checked (or refused) before anything is written
+        default = beside.path / f"{fmt}-{foreign_name(trained, fmt)}.safetensors"
+    else:
+        default = beside.onnx if fmt == "onnx" else beside.export
+    target = Path(out) if out else default
+
+    def write() -> Path:
+        if fmt in FOREIGN:
+            return export_foreign(trained, fmt, target)
+        return (export_onnx if fmt == "onnx" else export_safetensors)(trained, target)
     if out is not None:
-        return write(trained, target)
+        return write(), trained
     # into the run folder: locked (shared) like evaluate and report, never beside a training
     with lock_run(beside.path, "resnette export", "pass --out to export to a writable place",
                   shared=True):
-        return write(trained, target)
+        return write(), trained
 
 
 def main(args: argparse.Namespace) -> None:
-    print(f"exported {export(args.run, args.format, args.out)}")
+    path, trained = _export(args.run, args.format, args.out)
+    print(f"exported {path}")
+    if args.format in FOREIGN:
+        print(f"load it in {args.format}:\n" + how_to_load(trained, args.format, path))

@@ -1,44 +1,75 @@
-"""`resnette lr-find`: the learning rate finder alone, its plot saved into a run folder."""
+"""`resnette lr-find`: the learning rate finder alone. It writes one file, its plot, and never
+claims a run folder (nor a run number) for it:
+
+- `--name`/`--run-dir` naming an existing run: the run it is for. Its config.toml is the
+  base (flags override it) and the plot goes to its plots/lr_find.png.
+- otherwise: `--out FILE`, by default `lr_find-<name>.png` in the current folder (the name
+  is --name, or the default run name `<data>-<arch>-<size>px`).
+"""
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
-from resnette.display import lr_suggestions
-from resnette.run.config import TrainConfig
-from resnette.run.folder import Run
-from resnette.run.setup import build_data, check_arch, config_from_args, make_learner, model_for, open_run_for
+from resnette.run.config import TrainConfig, make_config, read_toml
+from resnette.run.folder import Run, default_name, resolve
+from resnette.run.lock import lock_run
+from resnette.run.setup import build_data, check_arch, make_learner, model_for
 from resnette.train import distributed
-from resnette.train.lr_find import LRFindResult
-from resnette.train.precision import resolve
+from resnette.train.precision import resolve as resolve_device
 from resnette.utils import ResnetteError, seed_everything
 
 
-def lr_find_run(cfg: TrainConfig, overwrite: bool = False, quiet: bool = False,
-                root: str | Path = "runs") -> tuple[Run, LRFindResult]:
-    """The sweep for `cfg`'s data and model; the plot lands in the run's plots folder. The run
-    folder is written only once the data is built (run/claim.py), and locked meanwhile."""
+def lr_find_run(cfg: TrainConfig, out: str | Path | None = None, quiet: bool = False,
+                root: str | Path = "runs") -> tuple[Path, Any]:
+    """The sweep for `cfg`'s data and model; returns where the plot went, and the result."""
     check_arch(cfg.arch)
     if distributed.launched():
         raise ResnetteError("`resnette lr-find` runs in one process; run it without torchrun "
                             "(or use `resnette train --lr-find` under torchrun)")
-    device = resolve(cfg.precision, cfg.device).device
-    plan = open_run_for(cfg, False, overwrite, root, verb="resnette lr-find")
-    cfg, run = plan.cfg, plan.run
-    try:
-        seed_everything(cfg.seed)
-        dls = build_data(cfg, str(device))
-        model = model_for(cfg, dls.c, dls.channels)
-        plan.commit(dls)
-        found = make_learner(cfg, dls, model, run, quiet).lr_find()
-    except BaseException:
-        plan.abandon()
-        raise
-    plan.settle()
-    return run, found
+    run = existing_run(cfg, root)
+    if run is None:
+        name = cfg.name or default_name(cfg.data, cfg.arch, cfg.size)
+        plot = Path(out) if out else Path(f"lr_find-{name}.png")
+        return plot, _sweep(cfg, plot, quiet)
+    if out:
+        raise ResnetteError(f"{run.path} is a run: its plot goes to {run.plot('lr_find')}; "
+                            "drop --out, or drop --name/--run-dir to write the plot elsewhere")
+    # the run's own config, the flags over it; shared lock: never beside its training
+    with lock_run(run.path, "resnette lr-find", "pass --out to write the plot elsewhere",
+                  shared=True):
+        return run.plot("lr_find"), _sweep(cfg, run.plot("lr_find"), quiet)
+
+
+def existing_run(cfg: TrainConfig, root: str | Path = "runs") -> Run | None:
+    """The run `--name`/`--run-dir` names when it exists (has a config.toml), else None."""
+    if not (cfg.name or cfg.run_dir):
+        return None
+    run = Run(resolve(cfg.name, cfg.run_dir, cfg.data, cfg.arch, cfg.size, root)[0])
+    return run if run.config.is_file() else None
+
+
+def _sweep(cfg: TrainConfig, plot: Path, quiet: bool) -> Any:   # lr_find's suggestions
+    device = resolve_device(cfg.precision, cfg.device).device
+    seed_everything(cfg.seed)
+    dls = build_data(cfg, str(device))
+    model = model_for(cfg, dls.c, dls.channels)
+    return make_learner(cfg, dls, model, None, quiet).lr_find(plot=plot)
+
+
+def config_for(args: argparse.Namespace, root: str | Path = "runs") -> TrainConfig:
+    """The flags over --config, or over the named run's own config.toml when it exists."""
+    flags = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    base = read_toml(args.config) if args.config else {}
+    cfg = make_config(base, flags)
+    run = None if args.config else existing_run(cfg, root)
+    return make_config(read_toml(run.config), flags) if run is not None else cfg
 
 
 def main(args: argparse.Namespace) -> None:
-    run, found = lr_find_run(config_from_args(args), overwrite=args.overwrite, quiet=args.quiet)
-    print(lr_suggestions(found.valley, found.steepest, found.minimum))
-    print(f"plot: {run.plot('lr_find')}")
+    plot, found = lr_find_run(config_for(args), out=args.out, quiet=args.quiet)
+    print(f"suggested learning rates: valley {found.valley:.2e}  steepest "
+          f"{found.steepest:.2e}  minimum/10 {found.minimum:.2e}")
+    print(f"plot: {plot}")
