@@ -182,8 +182,8 @@ def _xresnet(name: str) -> Callable[..., nn.Module]:
         return models.create_model(name, n_out=n_out, c_in=c_in, p=p, act=act_cls, sa=sa,
                                     widen=widen, stem=tuple(stem_szs))
     build.__name__ = build.__qualname__ = name
-    build.__doc__ = (f"fastai's {name}(n_out=...): resnette's XResNet of the same design and "
-                     "parameter count (resnette.models, its own init: kaiming-normal, bias 0).")
+    build.__doc__ = (f"fastai's {name}(n_out=...): resnette's XResNet (resnette.models), fastai's "
+                     "design, parameter count and init_cnn initialisation.")
     return build
 
 
