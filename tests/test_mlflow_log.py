@@ -98,3 +98,7 @@ def test_the_mlflow_run_holds_params_metrics_and_files(tmp_path, monkeypatch):
     assert "checkpoint.pt" not in names and ".lock" not in names
     logged = client.download_artifacts(run_id, "metrics.csv", str(tmp_path))
     assert open(logged).read() == (run_dir / "metrics.csv").read_text()
+    # --resume logs into the same MLflow run (run/mlflow.json remembers it), not a new one
+    assert main(train_args(data, "--mlflow", uri, "--resume")) == 0
+    (again,) = client.search_runs([client.get_experiment_by_name("resnette").experiment_id])
+    assert again.info.run_id == run_id and again.info.status == "FINISHED"
