@@ -102,6 +102,13 @@ def pngs(cell) -> list[bytes]:
             if "image/png" in o.get("data", {})]
 
 
+def test_untar_data_really_fetched_and_extracted_both_archives(executed):
+    _, tmp = executed
+    for folder in ("imagenette2-160", "imagenette2-320"):
+        assert (tmp / "home" / folder / ".resnette-complete").is_file()
+        assert len(list((tmp / "home" / folder / "val").glob("*/*.png"))) == 20
+
+
 def test_no_cell_failed_or_warned(executed):
     nb, _ = executed
     for cell in (c for c in nb.cells if c.cell_type == "code"):
