@@ -13,6 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from resnette.display import lr_suggestions
 from resnette.run.config import TrainConfig, make_config, read_toml
 from resnette.run.folder import Run, default_name, resolve
 from resnette.run.lock import lock_run
@@ -70,6 +71,5 @@ def config_for(args: argparse.Namespace, root: str | Path = "runs") -> TrainConf
 
 def main(args: argparse.Namespace) -> None:
     plot, found = lr_find_run(config_for(args), out=args.out, quiet=args.quiet)
-    print(f"suggested learning rates: valley {found.valley:.2e}  steepest "
-          f"{found.steepest:.2e}  minimum/10 {found.minimum:.2e}")
+    print(lr_suggestions(found.valley, found.steepest, found.minimum))
     print(f"plot: {plot}")
