@@ -17,9 +17,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors, safe_open
 from torch import nn
 
-from resnette.models import create_model, interop
+from resnette.models import create_model
+from resnette.run.claim import open_existing, recover
 from resnette.run.config import TrainConfig, make_config, read_toml, to_toml, unescape_bytes
-from resnette.run.folder import Run, open_run
+from resnette.run.folder import Run
+from resnette.run.reading import (CLASSES_ADVICE, check_classes, damaged, read_classes,
+                                  read_config)
 from resnette.train.checkpoints import check_compatible
 from resnette.utils import ResnetteError
 
@@ -95,45 +98,62 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
     """Rebuild the model of a run folder, or of a `.safetensors` file (its config taken from
     `config`, else its metadata, else the config.toml/classes.json beside it)."""
     path = Path(path)
-    if path.is_dir():
-        open_run(path)
+    if path.is_dir() or not (path.exists() or path.suffix == ".safetensors"):
+        open_existing(path)   # an interrupted --overwrite is undone first
         weights_path, folder = weights_file(path), path
     else:
+        recover(Run(path.parent), strict=True)
         weights_path, folder = path, path.parent
     tensors, meta = read_weights(weights_path)
     if config is not None:
         cfg = make_config(read_toml(config))
     elif META_CONFIG in meta:
-        cfg = make_config({k: unescape_bytes(v) if isinstance(v, str) else v
-                           for k, v in tomllib.loads(meta[META_CONFIG]).items()})
+        cfg = _embedded_config(meta[META_CONFIG], weights_path)
     elif Run(folder).config.is_file():
-        cfg = make_config(read_toml(Run(folder).config))
+        cfg = read_config(Run(folder).config)
     else:
         raise ResnetteError(f"{weights_path} has no config: pass --config config.toml or "
                             "keep the run folder's config.toml beside it")
     folders = [folder] + ([Path(config).parent] if config else [])
     classes = _classes(meta, folders, weights_path)
     model = model_for(cfg, len(classes["vocab"]), classes["channels"])
-    check_compatible(model, tensors, str(weights_path))
+    try:
+        check_compatible(model, tensors, str(weights_path))
+    except ResnetteError as e:
+        if "classes" not in str(e) or META_CLASSES in meta:
+            raise
+        raise damaged(classes["source"], f"{len(classes['vocab'])} class names for weights "
+                      f"of another number of classes: {e}", CLASSES_ADVICE) from None
     model.load_state_dict(tensors)
     model.eval()
     return Trained(model, cfg, classes["vocab"], classes["names"], classes["mean"],
                    classes["std"], classes["channels"], str(weights_path))
 
 
+def _embedded_config(text: str, weights_path: Path) -> TrainConfig:
+    """The config an export embeds in its metadata, checked like a run's config.toml."""
+    try:
+        values = tomllib.loads(text)
+        return make_config({k: unescape_bytes(v) if isinstance(v, str) else v
+                            for k, v in values.items()})
+    except (tomllib.TOMLDecodeError, ResnetteError) as e:
+        raise damaged(weights_path, f"its embedded config: {e}", "export the run again, or pass "
+                      "--config with the run's config.toml") from None
+
+
 def _classes(meta: dict[str, str], folders: list[Path], weights_path: Path) -> dict:
     found = [Run(f).classes for f in folders if Run(f).classes.is_file()]
     if META_CLASSES in meta:
-        data = json.loads(meta[META_CLASSES])
-    elif found:
-        data = json.loads(found[0].read_text(encoding="utf-8"))
-    else:
-        raise ResnetteError(f"{weights_path} has no class names: keep the run's classes.json "
-                            "beside it, or export it with `resnette export`")
-    channels = int(data.get("channels", 3))
-    return {"vocab": data["vocab"], "names": data.get("names") or data["vocab"],
-            "mean": data.get("mean", [0.5] * channels), "std": data.get("std", [0.5] * channels),
-            "channels": channels}
+        advice = "export the run again"
+        try:
+            data = json.loads(meta[META_CLASSES])
+        except ValueError as e:
+            raise damaged(weights_path, f"its embedded class names: {e}", advice) from None
+        return {**check_classes(data, weights_path, advice), "source": weights_path}
+    if found:
+        return {**read_classes(found[0]), "source": found[0]}
+    raise ResnetteError(f"{weights_path} has no class names: keep the run's classes.json "
+                        "beside it, or export it with `resnette export`")
 
 
 def metadata(trained: Trained) -> dict[str, str]:
@@ -147,21 +167,15 @@ def init_from(model: nn.Module, source: str | Path, arch: str) -> str:
 
     Same classes: every weight is loaded. Different classes: everything but the final linear
     layer (the head starts fresh, as in transfer learning). Another architecture: refused.
-    `source` may also be a timm or fastai state dict of the counterpart model (models/
-    interop.py: .safetensors, or .pth read with weights_only=True).
     Returns a one-line description of what was done.
     """
+    src = load_trained(source)
+    if src.config.arch != arch:
+        raise ResnetteError(f"--init-from {source} is a {src.config.arch} but this run trains "
+                            f"{arch}; use --arch {src.config.arch}")
     own = model.state_dict()
     head = _head_keys(model)
-    foreign = interop.read_foreign(source, model, arch)   # timm's or fastai's names, else None
-    if foreign is not None:
-        theirs, origin, n_classes = foreign, str(source), foreign[head[0]].shape[0]
-    else:
-        src = load_trained(source)
-        if src.config.arch != arch:
-            raise ResnetteError(f"--init-from {source} is a {src.config.arch} but this run "
-                                f"trains {arch}; use --arch {src.config.arch}")
-        theirs, origin, n_classes = src.model.state_dict(), src.source, len(src.vocab)
+    theirs = src.model.state_dict()
     if set(own) != set(theirs) or any(own[k].shape != theirs[k].shape for k in own
                                       if k not in head):
         raise ResnetteError(f"--init-from {source}: its weights do not fit this {arch} "
@@ -170,9 +184,9 @@ def init_from(model: nn.Module, source: str | Path, arch: str) -> str:
     keep = {k: v for k, v in theirs.items() if same_head or k not in head}
     model.load_state_dict(keep, strict=False)
     if same_head:
-        return f"initialised every weight from {origin}"
-    return (f"initialised from {origin} with a fresh head "
-            f"({n_classes} -> {own[head[0]].shape[0]} classes)")
+        return f"initialised every weight from {src.source}"
+    return (f"initialised from {src.source} with a fresh head "
+            f"({len(src.vocab)} -> {own[head[0]].shape[0]} classes)")
 
 
 def _head_keys(model: nn.Module) -> list[str]:
