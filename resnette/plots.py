@@ -194,7 +194,8 @@ TOP_LOSSES_TITLE = "prediction / actual / loss / probability"
 
 def top_loss_titles(actual: Sequence[str], predicted: Sequence[str], losses: Sequence[float],
                     probs: Sequence[float]) -> list[str]:
-    return [f"{p} / {a}\nloss {l:.2f}, p {q:.2f}" for p, a, l, q in zip(predicted, actual, losses, probs)]
+    return [f"{p} / {a}\nloss {l:.2f}, p {q:.2f}"
+            for p, a, l, q in zip(predicted, actual, losses, probs)]
 
 
 # --------------------------------------------------------------------------- a run's plots

@@ -68,7 +68,8 @@ def _save_reporting_os_errors(state: dict, f) -> None:
         raise
 
 
-def save_weights(path: str | Path, model: nn.Module, metadata: dict[str, str] | None = None) -> Path:
+def save_weights(path: str | Path, model: nn.Module,
+                 metadata: dict[str, str] | None = None) -> Path:
     """The model's weights as safetensors (contiguous copies; shared tensors stored once each).
 
     Serialised in memory and written by Python, because safetensors' own writer reports a
@@ -92,7 +93,8 @@ def load_checkpoint(path: str | Path) -> dict:
         if "GLOBAL" in str(e):   # the weights-only unpickler met a reference to code
             name = next(ln for ln in str(e).splitlines() if "GLOBAL" in ln).strip()
             raise ResnetteError(f"refusing to load {path}: it holds Python objects that could run "
-                                f"code ({name[:100]}); only load checkpoints written by resnette") from None
+                                f"code ({name[:100]}); only load checkpoints written by "
+                                "resnette") from None
         raise ResnetteError(f"refusing to load {path}: it is damaged or not a resnette checkpoint "
                             "(weights-only loading failed)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
@@ -237,7 +239,8 @@ def resume(learn, sched: Schedule) -> tuple[int, int]:
     saved = Schedule.from_dict(load_checkpoint(path)["schedule"])
     if saved != sched:
         raise ResnetteError(f"{path} was written by a different schedule ({saved.kind}, "
-                            f"{saved.n_epoch} epochs, lr {saved.lr:g}); resume with the same settings")
+                            f"{saved.n_epoch} epochs, lr {saved.lr:g}); resume with the same "
+                            "settings")
     state = load_into(learn, path)
     set_rng_state(state["rng"])
     learn.recorder.load_state(state["recorder"])

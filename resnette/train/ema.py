@@ -15,7 +15,8 @@ from ..utils import ResnetteError
 
 
 class EMA:
-    """Keeps `module`, a frozen copy of the model, at decay*ema + (1-decay)*weights after each step."""
+    """Keeps `module`, a frozen copy of the model, at decay*ema + (1-decay)*weights after each
+    step."""
 
     def __init__(self, model: nn.Module, decay: float = 0.999):
         if not 0.0 < decay < 1.0:
@@ -27,7 +28,8 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """One averaging step; lerp_ on lists of tensors is a handful of kernels, not one per tensor."""
+        """One averaging step; lerp_ on lists of tensors is a handful of kernels, not one per
+        tensor."""
         src = model.state_dict()
         dst = self.module.state_dict()
         floats_d, floats_s = [], []

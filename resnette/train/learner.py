@@ -169,9 +169,9 @@ class Learner(Inference, LearnerAPI):
                     self._stage("validate", CancelValidException, self._validate_epoch)
             except CancelEpochException:
                 self.event("after_cancel_epoch")
-            train_loss = self.recorder.smooth_losses[-1] if self.recorder.smooth_losses else math.nan
-            row = {"epoch": self.epoch, "train_loss": train_loss, **self.valid_metrics,
-                   "time": time.perf_counter() - start}
+            smooth = self.recorder.smooth_losses
+            row = {"epoch": self.epoch, "train_loss": smooth[-1] if smooth else math.nan,
+                   **self.valid_metrics, "time": time.perf_counter() - start}
             self.recorder.rows.append(row)
             self.progress.write_row(row)
             self.event("after_epoch")
@@ -212,7 +212,7 @@ class Learner(Inference, LearnerAPI):
                 # stop signal waits for the next regular sync, where all ranks agree on it.
                 local_stop = self._stop_signal is not None and self.world_size == 1
                 if pending and (len(pending) == SYNC_EVERY or i == n_iter - 1 or local_stop):
-                    stop = self.read_losses(pending, i)
+                    stop = stops.read_losses(self, pending, i)
                     self.progress.update(len(pending), self.recorder.smooth_losses[-1])
                     pending = []
                     if stop:
@@ -259,20 +259,6 @@ class Learner(Inference, LearnerAPI):
         self.event("after_step")
         self.opt.zero_grad(set_to_none=True)
         return self.loss
-
-    def read_losses(self, pending: list[torch.Tensor], last: int) -> bool:
-        """Read the pending losses at once, stop on NaN/inf before anything is saved; returns
-        whether to stop for a signal. Under DDP one all-reduce averages the losses and tells every
-        rank whether any got Ctrl-C/SIGTERM, so all record the same numbers and stop together."""
-        values, stop = distributed.mean_and_any(torch.stack(pending).float(),
-                                                self._stop_signal is not None)
-        if stop and self._stop_signal is None:  # another rank was told to stop
-            self._stop_signal = signal.SIGTERM
-        bad = [j for j, v in enumerate(values) if not math.isfinite(v)]
-        if bad:
-            raise stops.diverged(self, last - len(values) + 1 + bad[0])
-        self.recorder.add_losses(values)
-        return stop
 
     def _validate_epoch(self) -> None:
         last = self.epoch == self.schedule.n_epoch - 1

@@ -24,7 +24,8 @@ class LabelSmoothingCrossEntropy(nn.Module):
         super().__init__()
         self.eps, self.reduction = eps, reduction
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, reduction: str | None = None) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                reduction: str | None = None) -> torch.Tensor:
         return F.cross_entropy(pred.float(), target, label_smoothing=self.eps,
                                reduction=reduction or self.reduction)
 
@@ -38,7 +39,8 @@ class LabelSmoothingCrossEntropy(nn.Module):
 
 
 class CrossEntropy(LabelSmoothingCrossEntropy):
-    """Plain cross entropy (the chapter's `nn.CrossEntropyLoss()`), with a per-item mode for Mixup."""
+    """Plain cross entropy (the chapter's `nn.CrossEntropyLoss()`), with a per-item mode for
+    Mixup."""
 
     def __init__(self, reduction: str = "mean"):
         super().__init__(0.0, reduction)

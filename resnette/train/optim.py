@@ -69,7 +69,8 @@ class SGD(torch.optim.Optimizer):
 
 
 class Ranger(torch.optim.Optimizer):
-    """RAdam (rectified Adam) inside Lookahead: fastai's `ranger` (mom 0.95, eps 1e-6, k=6, alpha=0.5).
+    """RAdam (rectified Adam) inside Lookahead: fastai's `ranger` (mom 0.95, eps 1e-6, k=6,
+    alpha=0.5).
 
     RAdam: early on, Adam's estimate of the gradient variance rests on a handful of steps, so
     its adaptive step is unreliable; RAdam takes plain momentum steps until the variance
@@ -78,8 +79,9 @@ class Ranger(torch.optim.Optimizer):
     and restart the fast weights from there, which damps the noise of the inner optimizer.
     """
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.95, 0.99),
-                 eps: float = 1e-6, weight_decay: float = 0.0, k: int = 6, alpha: float = 0.5):
+    def __init__(self, params: Iterable, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.95, 0.99), eps: float = 1e-6,
+                 weight_decay: float = 0.0, k: int = 6, alpha: float = 0.5):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       k=k, alpha=alpha))
 

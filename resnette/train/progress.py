@@ -178,10 +178,12 @@ class Recorder:
     def state(self) -> dict:
         """Plain lists and dicts, so it can ride in a weights_only checkpoint."""
         return {"losses": list(self.losses), "smooth_losses": list(self.smooth_losses),
-                "lrs": list(self.lrs), "moms": list(self.moms), "rows": [dict(r) for r in self.rows],
+                "lrs": list(self.lrs), "moms": list(self.moms),
+                "rows": [dict(r) for r in self.rows],
                 "smooth": self.smooth}
 
     def load_state(self, s: dict) -> None:
         self.losses, self.smooth_losses = list(s["losses"]), list(s["smooth_losses"])
-        self.lrs, self.moms, self.rows = list(s["lrs"]), list(s["moms"]), [dict(r) for r in s["rows"]]
+        self.lrs, self.moms = list(s["lrs"]), list(s["moms"])
+        self.rows = [dict(r) for r in s["rows"]]
         self.smooth = float(s["smooth"])

@@ -1,6 +1,7 @@
 """Stopping training without losing work: signals, out of memory, and the error that says how to resume."""
 from __future__ import annotations
 
+import math
 import signal
 import threading
 from typing import Callable
@@ -8,6 +9,7 @@ from typing import Callable
 import torch
 
 from ..utils import ResnetteError
+from . import distributed
 
 
 class TrainingInterrupted(ResnetteError):
@@ -78,7 +80,22 @@ def out_of_memory(learn, pending: list[torch.Tensor], bs: int) -> None:
         # (the loss sync) and no mid-epoch save is possible; the epoch checkpoint stays.
         raise TrainingInterrupted(f"{reason}; the last epoch's checkpoint is kept", reason=reason)
     if pending:
-        learn.read_losses(pending, learn.iter - 1)   # NaN check first: never save NaN weights
+        read_losses(learn, pending, learn.iter - 1)   # NaN check first: never save NaN weights
     if learn.device.type == "cuda":
         torch.cuda.empty_cache()
     stop_and_save(learn, reason, learn.iter)
+
+
+def read_losses(learn, pending: list[torch.Tensor], last: int) -> bool:
+    """Read the pending losses at once, stop on NaN/inf before anything is saved; returns
+    whether to stop for a signal. Under DDP one all-reduce averages the losses and tells every
+    rank whether any got Ctrl-C/SIGTERM, so all record the same numbers and stop together."""
+    values, stop = distributed.mean_and_any(torch.stack(pending).float(),
+                                            learn._stop_signal is not None)
+    if stop and learn._stop_signal is None:  # another rank was told to stop
+        learn._stop_signal = signal.SIGTERM
+    bad = [j for j, v in enumerate(values) if not math.isfinite(v)]
+    if bad:
+        raise diverged(learn, last - len(values) + 1 + bad[0])
+    learn.recorder.add_losses(values)
+    return stop
