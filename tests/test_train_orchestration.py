@@ -3,6 +3,7 @@ settles it by leaving that call; the run folder's default `-N` names have one ho
 (run/folder.py), which an elastic restart asks for the run its earlier attempt started."""
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -43,16 +44,18 @@ def entries_from_the_command(argv: list[str]) -> list[str]:
 
 
 @pytest.mark.slow   # trains (a second of CPU) and starts `resnette report`
-def test_the_config_enters_run_setup_to_set_up_and_to_settle_only(tmp_path, monkeypatch):
+def test_the_config_enters_run_setup_to_set_up_and_to_settle_only(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     data = image_folder(tmp_path / "pets", n_train=4, size=32)
     entries = entries_from_the_command(
         ["train", "--data", str(data), "--arch", "simple_cnn", "--size", "32", "--presize", "32",
-         "--bs", "4", "--epochs", "1", "--device", "cpu", "--name", "r", "--quiet"])
+         "--bs", "4", "--epochs", "1", "--device", "cpu", "--name", "r", "--lr-find"])
     # the config made from the flags, then its trip: in to set up, out to settle
     assert entries == ["config_from_args", "training", "training"]
     run = Run(tmp_path / "runs" / "r")
     assert run.evaluation.is_file() and run.model.is_file()   # settled: evaluated, saved
+    out = capsys.readouterr().out   # the lr finder's picks in display's one wording (as lr-find)
+    assert re.search(r"^suggested learning rates: valley \d\.\d\de-\d\d, steepest ", out, re.M)
 
 
 def test_the_newest_default_name_is_the_one_before_the_first_free(tmp_path):
