@@ -118,7 +118,8 @@ def test_clear_by_missing_source_and_by_age(home, tmp_path):
 
 
 def test_limit_parsing(monkeypatch):
-    for text, value in (("", cachedir.DEFAULT_LIMIT), ("500MB", 500 * 10**6), ("1.5GiB", 1.5 * 2**30),
+    for text, value in (("", cachedir.DEFAULT_LIMIT), ("500MB", 500 * 10**6),
+                        ("1.5GiB", 1.5 * 2**30),
                         ("20gb", 20 * 10**9), ("123", 123), ("none", None)):
         monkeypatch.setenv(cachedir.LIMIT_ENV, text)
         assert cachedir.cache_limit() == value
@@ -153,7 +154,8 @@ def test_cache_command_lists_clears_and_imports_no_torch(home, tmp_path):
     imported = [ln for ln in listing.stderr.splitlines() if ln.startswith("import time:")]
     assert imported and not [ln for ln in imported if "| torch" in ln or "| numpy" in ln]
     refused = cli("cache", "clear", env=env)
-    assert refused.returncode == 2 and "--unused-days N, --missing-source or --all" in refused.stderr
+    assert refused.returncode == 2
+    assert "--unused-days N, --missing-source or --all" in refused.stderr
     cleared = cli("cache", "clear", "--all", env=env)
     assert cleared.returncode == 0 and "1 entry removed" in cleared.stdout
     assert not (home / key).exists()

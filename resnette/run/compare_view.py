@@ -181,12 +181,13 @@ def page(runs: Sequence[RunSummary], title: str = "resnette runs") -> str:
         parts += ["<h2>Curves</h2>", f'<figure><img src="data:image/png;base64,{png}" '
                   'alt="curves"><figcaption>Loss and validation accuracy per epoch, one colour '
                   "per run.</figcaption></figure>"]
-    keys = sorted({k for s in runs for k in s.config} - {"name", "run_dir"})
-    differing = [k for k in keys if len({repr(s.config.get(k)) for s in runs}) > 1]
-    if differing and len(runs) > 1:
+    configured = [s for s in runs if s.config]   # a damaged run's missing config is no difference
+    keys = sorted({k for s in configured for k in s.config} - {"name", "run_dir"})
+    differing = [k for k in keys if len({repr(s.config.get(k)) for s in configured}) > 1]
+    if differing and len(configured) > 1:
         parts += ["<h2>Settings that differ</h2>",
-                  _html_table(["setting", *[s.name for s in runs]],
-                              [[k, *[show_setting(k, s.config.get(k)) for s in runs]]
+                  _html_table(["setting", *[s.name for s in configured]],
+                              [[k, *[show_setting(k, s.config.get(k)) for s in configured]]
                                for k in differing])]
     body = "\n".join(parts)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

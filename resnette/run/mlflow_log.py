@@ -57,7 +57,8 @@ def connect(uri: str) -> Connection:
         found = client.get_experiment_by_name(name)
         experiment = found.experiment_id if found else client.create_experiment(name)
     except Exception as e:   # noqa: BLE001 - MlflowException, a driver missing, a network error
-        first = str(e).strip().split(". ")[0].splitlines()[0] if str(e).strip() else type(e).__name__
+        text = str(e).strip()
+        first = text.split(". ")[0].splitlines()[0] if text else type(e).__name__
         hint = ""
         if "MLFLOW_ALLOW_FILE_STORE" in str(e):
             hint = "; set MLFLOW_ALLOW_FILE_STORE=true to log to a folder, or use a server"
