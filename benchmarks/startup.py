@@ -3,6 +3,8 @@ Learner) and finishing (evaluation, plots, exit). Issue 13's target on a CPU: < 
 
     python benchmarks/startup.py                      # --data digits, 1 and 2 epochs, 3 rounds
     python benchmarks/startup.py --before /tmp/old    # and an older checkout, round by round
+    python benchmarks/startup.py --cli --rounds 7     # `resnette --version`, `--help`, `recipes`,
+                                                      # `runs`, `cache`: wall time, fresh processes
 
 Each round runs `python -m resnette train --data digits --epochs N --quiet` in a fresh
 process (after one warm-up run, so the OS file cache is warm, as it is for a user's second
@@ -15,6 +17,8 @@ its modification time marks the end of the last epoch's save. Then
     start   = outside - finish                        everything before and between epochs
 
 Prints a table (medians over the rounds) and writes benchmarks/results/startup.json.
+With --cli it times the commands that should answer at once (issue 19: < 0.3 s on 2 cores,
+no torch) and writes benchmarks/results/startup_cli.json.
 """
 from __future__ import annotations
 
@@ -31,6 +35,56 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "startup.json"
+CLI_RESULTS = RESULTS.with_name("startup_cli.json")
+CLI_COMMANDS = (["--version"], ["--help"], ["recipes"], ["runs"], ["cache"])
+
+
+def cli_time(args: list[str], src: str | None) -> float | None:
+    """Wall seconds of `python -m resnette ARGS` in a fresh process (None: it failed, e.g. a
+    command the older checkout does not have), with an empty home and working folder."""
+    with tempfile.TemporaryDirectory(prefix="resnette-cli-") as tmp:
+        env = {**os.environ, "RESNETTE_HOME": tmp}
+        if src:
+            env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "resnette", *args], env=env, cwd=tmp,
+                              capture_output=True)
+        wall = time.perf_counter() - t0
+    return wall if proc.returncode == 0 else None
+
+
+def cli_main(sources: dict, rounds: int, out: Path) -> None:
+    for src in sources.values():
+        cli_time(["--version"], src)   # warm-up: the OS file cache, bytecode caches
+    times: dict = {label: {" ".join(a): [] for a in CLI_COMMANDS} for label in sources}
+    for _ in range(rounds):   # alternating commands and checkouts: both see the same load
+        for args in CLI_COMMANDS:
+            for label, src in sources.items():
+                times[label][" ".join(args)].append(cli_time(args, src))
+    rows = []
+    print(f"python -m resnette ARGS in a fresh process, median of {rounds} (wall s)")
+    print(f"{'command':>10} " + " ".join(f"{label:>8}" for label in sources))
+    for args in CLI_COMMANDS:
+        name = " ".join(args)
+        meds = {label: (None if None in times[label][name] else
+                        round(statistics.median(times[label][name]), 3)) for label in sources}
+        rows.append({"command": name, **meds, "rounds": {k: times[k][name] for k in sources}})
+        print(f"{name:>10} " + " ".join(f"{'failed' if v is None else f'{v:.3f}':>8}"
+                                        for v in meds.values()))
+    write(out, {"commands": rows})
+
+
+def write(out: Path, record: dict) -> None:
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = None
+    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
+              "machine": platform.processor() or platform.machine(), "load_1min_at_end": load,
+              "python": platform.python_version(), **record}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {out} (load average {load})")
 
 
 def one_run(epochs: int, src: str | None, data: str) -> dict:
@@ -64,10 +118,14 @@ def main() -> None:
     ap.add_argument("--before", metavar="DIR", help="also run this checkout (a folder holding "
                     "resnette/, e.g. `git archive OLD resnette | tar -x -C DIR`), alternating "
                     "with the installed one round by round, so both see the same machine load")
-    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--cli", action="store_true", help="time the at-once commands instead")
+    ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
     sources = {"after": None, **({"before": args.before} if args.before else {})}
+    if args.cli:
+        return cli_main(sources, args.rounds, Path(args.out or CLI_RESULTS))
+    args.out = args.out or str(RESULTS)
     for src in sources.values():
         one_run(1, src, args.data)   # warm-up: the OS file cache, Python's bytecode cache
     rows = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,9 +127,28 @@ def labelled_folder(folder: Path, trained: Trained, bs: int = 64):
         yield x, torch.tensor([index[label[f]] for f, good in zip(chunk, ok) if good])
 
 
+def samples(trained: Trained, folder: str = "digits-samples") -> list[Path]:
+    """`--sample`: one validation digit per class of the run's own split, written as PNGs."""
+    from resnette.data.digits import save_samples
+    if trained.config.data != "digits":
+        raise ResnetteError(f"--sample has digits to try for a run trained on --data digits; "
+                            f"this one was trained on {trained.config.data}: give image files")
+    cfg = trained.config   # valid_pct None: the digits' own default split
+    written = save_samples(folder, 0.2 if cfg.valid_pct is None else cfg.valid_pct, cfg.seed)
+    print(f"wrote {len(written)} validation digits to {folder}/ (the true digit starts each "
+          "name)", file=sys.stderr)
+    return written
+
+
 def main(args: argparse.Namespace) -> None:
     trained = load_trained(args.model, config=args.config)
-    preds = predict_files(trained, find_images(args.images), k=args.top, tta=args.tta)
+    images = list(args.images)
+    if getattr(args, "sample", False):   # a few validation digits to try (data/digits.py)
+        images += [str(p) for p in samples(trained)]
+    if not images:
+        raise ResnetteError("give image files or folders to predict (or --sample for a run "
+                            "trained on --data digits)")
+    preds = predict_files(trained, find_images(images), k=args.top, tta=args.tta)
     if args.json:
         print(json.dumps([p.as_dict() for p in preds], indent=1))
     else:

@@ -34,12 +34,37 @@ def digits(size: int = DIGITS_SIZE, bs: int = 64, valid_pct: float = 0.2, seed: 
     images = np.repeat(big[..., None], channels, axis=-1)
     labels = target.astype(np.int64)
     n = len(labels)
-    is_valid = np.zeros(n, dtype=bool)
-    is_valid[np.random.default_rng(seed).permutation(n)[: int(round(n * valid_pct))]] = True
+    is_valid = valid_mask(n, valid_pct, seed)
     items = [f"digits/{i:04d}" for i in range(n)]
     vocab = [str(d) for d in range(10)]
     return from_arrays(images, labels, items, is_valid, ~is_valid, vocab, vocab, size=size, bs=bs,
                        seed=seed, **kwargs)
+
+
+def valid_mask(n: int, valid_pct: float, seed: int) -> np.ndarray:
+    """Which of the `n` digits are the validation set: a seeded random `valid_pct`."""
+    is_valid = np.zeros(n, dtype=bool)
+    is_valid[np.random.default_rng(seed).permutation(n)[: int(round(n * valid_pct))]] = True
+    return is_valid
+
+
+def save_samples(folder: str | Path, valid_pct: float = 0.2, seed: int = 0) -> list[Path]:
+    """One validation digit of each class as a 32 px PNG, `<digit>-<index>.png`, in `folder`:
+    something to try `resnette predict` on that the model has not trained on (the split of
+    `digits(valid_pct=, seed=)`, i.e. the run's own). These are scikit-learn's 8x8 scans,
+    upscaled: what the digits model knows; photos of handwriting (MNIST) look different."""
+    pixels, target = _load_digits()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    valid = np.flatnonzero(valid_mask(len(target), valid_pct, seed))
+    written = []
+    for digit in range(10):
+        i = next(int(j) for j in valid if target[j] == digit)
+        small = Image.fromarray(np.round(pixels[i] * (255 / 16)).astype(np.uint8))
+        path = folder / f"{digit}-{i:04d}.png"
+        small.resize((DIGITS_SIZE, DIGITS_SIZE), Image.Resampling.BILINEAR).save(path)
+        written.append(path)
+    return written
 
 
 def _load_digits() -> tuple[np.ndarray, np.ndarray]:
