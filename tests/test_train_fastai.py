@@ -198,3 +198,11 @@ def test_a_metric_that_returns_no_number_fails_at_the_first_batch():
     with pytest.raises(ResnetteError, match="metric 'named' returned str 'good'; a metric returns"):
         learn.fit(1, 1e-2)
     assert learn.recorder.losses == []
+
+
+def test_lr_find_puts_every_callbacks_state_back():
+    learn = learner(ema=0.5)
+    learn.fit(1, 1e-2)
+    before = {k: v.clone() for k, v in learn.ema.module.state_dict().items()}
+    learn.lr_find(num_it=8)
+    assert all(torch.equal(v, before[k]) for k, v in learn.ema.module.state_dict().items())

@@ -19,7 +19,7 @@ import torch
 from ..plots import plot_lr_find
 from ..utils import ResnetteError
 from . import distributed
-from .checkpoints import rng_state, set_rng_state
+from .checkpoints import callback_states, load_callback_states, rng_state, set_rng_state
 from .optim import set_hypers
 from .schedules import sched_exp
 
@@ -146,7 +146,7 @@ def _snapshot(learn) -> dict:
     """Everything the sweep changes, copied (BN statistics are in the model's state_dict)."""
     return {"model": copy.deepcopy(learn.model.state_dict()),
             "opt": copy.deepcopy(learn.opt.state_dict()),
-            "ema": copy.deepcopy(learn.ema.state_dict()) if learn.ema else None,
+            "callbacks": copy.deepcopy(callback_states(learn)),   # e.g. the EMA's
             "scaler": copy.deepcopy(learn.scaler.state_dict()),
             "rng": rng_state()}
 
@@ -155,8 +155,7 @@ def _restore(learn, saved: dict) -> None:
     learn.opt.zero_grad(set_to_none=True)
     learn.model.load_state_dict(saved["model"])
     learn.opt.load_state_dict(saved["opt"])
-    if learn.ema is not None:
-        learn.ema.load_state_dict(saved["ema"])
+    load_callback_states(learn, saved)
     if learn.scaler.is_enabled():
         learn.scaler.load_state_dict(saved["scaler"])
     set_rng_state(saved["rng"])
