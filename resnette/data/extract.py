@@ -87,7 +87,8 @@ def _explain(e: Exception, archive: Path, home: Path) -> ResnetteError:
         return ResnetteError(f"cannot extract {archive.name} into {home}: {where} "
                              f"({e.strerror or e}); nothing was extracted, the archive is kept; "
                              "make it writable or choose another folder")
-    return BadArchive(f"{archive} is not a readable tar archive ({e}); it was removed, "
+    why = "; ".join(line.strip(" -") for line in str(e).splitlines() if line.strip())
+    return BadArchive(f"{archive} is not a readable tar archive ({why}); it was removed, "
                       "run again to download it afresh")
 
 

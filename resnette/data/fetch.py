@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from resnette.display import size as size_text
 from resnette.utils import ResnetteError
 
 DEFAULT_MAX_BYTES = 2 * 2**30
@@ -55,10 +56,6 @@ class _Permanent(Exception):
 
 class _ShortRead(Exception):
     """The server closed the connection before sending every byte it announced."""
-
-
-def size_text(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def download(url: str, dest: Path, stats: tuple[int, str] | None = None, retries: int = 4,
@@ -91,8 +88,17 @@ def download(url: str, dest: Path, stats: tuple[int, str] | None = None, retries
                 raise ResnetteError(f"download of {url} failed: HTTP {e.code} {e.reason}; "
                                     f"check the address, or {advice}") from None
             err: Exception = e
+        except ValueError as e:   # urllib: "unknown url type", "Invalid IPv6 URL": not retried
+            _remove(part)
+            raise ResnetteError(f"{url!r} is not an address resnette can download ({e}); give "
+                                f"an http(s):// or file:// address, or {advice}") from None
         except urllib.error.URLError as e:
             reason = e.reason
+            if isinstance(reason, str) and reason.startswith("unknown url type"):
+                _remove(part)
+                raise ResnetteError(f"{url!r} is not an address resnette can download "
+                                    f"({reason}); give an http(s):// or file:// address, or "
+                                    f"{advice}") from None
             if isinstance(reason, socket.gaierror) and reason.errno in _NO_SUCH_HOST:
                 _remove(part)
                 host = urllib.request.urlparse(url).hostname

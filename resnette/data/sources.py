@@ -164,7 +164,11 @@ def _read_only(folder: Path) -> bool:
 def _archive_name(url: str, folder: str) -> str:
     """The URL's file name when it is a plain one, else `<folder>.tgz` (tarfile reads any
     compression): `http://host/`, `.../..` or a 300-byte name cannot become a path here."""
-    name = PurePosixPath(urllib.request.urlparse(url).path).name
+    try:
+        name = PurePosixPath(urllib.request.urlparse(url).path).name
+    except ValueError as e:   # e.g. "Invalid IPv6 URL": said here, before any download
+        raise ResnetteError(f"{url!r} is not an address resnette can download ({e}); give an "
+                            "http(s):// or file:// address") from None
     ok = re.fullmatch(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,199}", name) is not None
     return name if ok else f"{folder}.tgz"
 
