@@ -18,7 +18,7 @@ TESTS = Path(__file__).resolve().parent
 
 # Files whose every test starts processes or trains for real (seconds each).
 SLOW_MODULES = {
-    "test_cli_reproduce.py", "test_cli_startup.py", "test_cli_train.py", "test_distributed.py",
+    "test_cli.py", "test_cli_reproduce.py", "test_cli_startup.py", "test_cli_train.py", "test_distributed.py",
     "test_distributed_group.py", "test_models_export.py", "test_notebook.py", "test_packaging.py",
     "test_report.py", "test_startup.py", "test_tensorboard.py", "test_train_integration.py",
 }
