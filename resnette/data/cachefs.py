@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
+from resnette.display import size as _size
 from resnette.utils import ResnetteError
 
 _TMP = re.compile(r"^\.([0-9a-f]{20})\..+\.tmp$")
@@ -127,7 +128,3 @@ def cache_error(e: OSError, base: Path, need: int) -> ResnetteError:
                              f"writable or {_FIX}")
     return ResnetteError(f"cannot write the decoded-image cache at {base} ({why}); nothing was "
                          f"kept; check that disk or {_FIX}")
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
