@@ -92,8 +92,8 @@ def train_rate(model: nn.Module, bs: int = 64, size: int = 128, precision: str =
 
 
 def inference_rate(model: nn.Module, bs: int = 64, size: int = 128, precision: str = "bf16",
-                   channels_last: bool | None = None, steps: int = 3, warmup: int = 1, c_in: int = 3,
-                   device: str = "cpu") -> float:
+                   channels_last: bool | None = None, steps: int = 3, warmup: int = 1,
+                   c_in: int = 3, device: str = "cpu") -> float:
     """Inference images/s: eval mode (batchnorm uses its running statistics), no gradients."""
     compute = resolve(precision, device, channels_last)
     x = _batch(model, bs, size, c_in, compute)

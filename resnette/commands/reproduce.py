@@ -48,13 +48,15 @@ def small_conv_net(n_out: int, c_in: int, pooled: bool) -> nn.Sequential:
     head (average pool: works at any size) or a flatten head (a linear layer over all 4x4x64
     activations, which ties the net to 32 px inputs)."""
     body = [ConvLayer(c_in, 16, stride=2), ConvLayer(16, 32, stride=2), ConvLayer(32, 64, stride=2)]
-    head = pool_head(64, n_out) if pooled else nn.Sequential(nn.Flatten(), nn.Linear(64 * 4 * 4, n_out))
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(64 * 4 * 4, n_out))
+    head = pool_head(64, n_out) if pooled else flat
     model = nn.Sequential(*body, *head)
     init_cnn(model)
     return model
 
 
 CHAPTER = dict(size=128, presize=160, epochs=5, lr=3e-3, bs=128)
+DIGITS = dict(data="digits", size=32, presize=32, epochs=5, lr=1e-2, bs=64, augment=False)
 
 
 def experiments() -> list[Experiment]:
@@ -62,19 +64,19 @@ def experiments() -> list[Experiment]:
     return [
         Experiment("plain", "plain 5-block net", dict(CHAPTER, arch="simple_cnn"), 0.659, 7),
         Experiment("resblock", "same with ResBlocks", dict(CHAPTER, arch="resblock_cnn"), 0.668, 9),
-        Experiment("resblock2", "two ResBlocks per stage", dict(CHAPTER, arch="resblock2_cnn"), 0.693, 12),
+        Experiment("resblock2", "two ResBlocks per stage", dict(CHAPTER, arch="resblock2_cnn"),
+                   0.693, 12),
         Experiment("xresnet18", "XResNet-18", dict(CHAPTER, arch="xresnet18"), 0.757, 13),
         Experiment("xresnet50", "XResNet-50 (bottleneck), 224 px from 320", xr50, 0.873, 32),
         Experiment("lr_find", "lr_find, XResNet-18", dict(CHAPTER, arch="xresnet18"), lr_find=True,
                    notes="suggested lr (valley)"),
-        Experiment("mnist_pool", "digits: fully convolutional (average pool)",
-                   dict(data="digits", size=32, presize=32, epochs=5, lr=1e-2, bs=64, augment=False),
+        Experiment("mnist_pool", "digits: fully convolutional (average pool)", dict(DIGITS),
                    model=lambda n, c: small_conv_net(n, c, pooled=True), on_digits=True),
-        Experiment("mnist_flatten", "digits: flatten head (no pooling)",
-                   dict(data="digits", size=32, presize=32, epochs=5, lr=1e-2, bs=64, augment=False),
+        Experiment("mnist_flatten", "digits: flatten head (no pooling)", dict(DIGITS),
                    model=lambda n, c: small_conv_net(n, c, pooled=False), on_digits=True),
         Experiment("basic18", "18 layers, basic blocks", dict(CHAPTER, arch="xresnet18")),
-        Experiment("bottleneck18", "18 layers, bottleneck blocks", dict(CHAPTER, arch="xresnet18_bottleneck")),
+        Experiment("bottleneck18", "18 layers, bottleneck blocks",
+                   dict(CHAPTER, arch="xresnet18_bottleneck")),
         Experiment("no_smoothing", "XResNet-18, 20 epochs, no label smoothing",
                    dict(CHAPTER, arch="xresnet18", epochs=20)),
         Experiment("label_smoothing", "XResNet-18, 20 epochs, label smoothing 0.1",
@@ -140,7 +142,8 @@ def reproduce(what: str, only: str | None = None, quick: bool = False, data: str
         wanted = [n.strip() for n in only.split(",")]
         unknown = [n for n in wanted if n not in names()]
         if unknown:
-            raise ResnetteError(f"unknown experiment {unknown[0]!r}; choose from: {', '.join(names())}")
+            raise ResnetteError(f"unknown experiment {unknown[0]!r}; choose from: "
+                                f"{', '.join(names())}")
         chosen = [e for e in chosen if e.name in wanted]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +171,8 @@ def machine() -> str:
 
 def markdown(chosen: list[Experiment], quick: bool) -> str:
     """The results beside the book's, as resnette.display shows percentages and seconds."""
-    lines = [f"# Chapter 14, reproduced{' (--quick: smoke test, numbers meaningless)' if quick else ''}",
+    note = " (--quick: smoke test, numbers meaningless)" if quick else ""
+    lines = [f"# Chapter 14, reproduced{note}",
              "", f"Ours: {machine()}, torch {torch.__version__}. The book: fastai on one GPU.", "",
              "| experiment | epochs | size | accuracy (ours) | accuracy (book) | time/epoch (ours) "
              "| time/epoch (book) |", "|---|---|---|---|---|---|---|"]

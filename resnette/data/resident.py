@@ -34,11 +34,13 @@ class ResidentRows:
     def __init__(self, store: np.ndarray, index: np.ndarray, labels: np.ndarray,
                  device: torch.device) -> None:
         self.device = device
-        self.pixels = torch.empty((len(index),) + tuple(store.shape[1:]), dtype=torch.uint8, device=device)
+        shape = (len(index),) + tuple(store.shape[1:])
+        self.pixels = torch.empty(shape, dtype=torch.uint8, device=device)
         step = max(1, _CHUNK_BYTES // max(1, row_bytes(store)))
         for s in range(0, len(index), step):
             rows = index[s : s + step]   # a Loader's index is sorted: sequential reads of the map
-            self.pixels[s : s + len(rows)].copy_(torch.from_numpy(np.ascontiguousarray(store[rows])))
+            chunk = torch.from_numpy(np.ascontiguousarray(store[rows]))
+            self.pixels[s : s + len(rows)].copy_(chunk)
         self.labels = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)).to(device)
 
     @property
@@ -46,13 +48,15 @@ class ResidentRows:
         return self.pixels.numel() + self.labels.numel() * 8
 
     def gather(self, pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows at positions `pos` (into the Loader's items): uint8 N,P,P,C and labels, on the device.
+        """Rows at positions `pos` (into the Loader's items): uint8 N,P,P,C and labels, on the
+        device.
 
         The positions (1 KB at bs 128) are the only bytes that cross to the device; the copy
         is asynchronous, so the host never waits for the GPU here. Advanced indexing, not
         index_select: on the CPU index_select of uint8 rows is ~50x slower (measured).
         """
-        p = torch.from_numpy(np.ascontiguousarray(pos, dtype=np.int64)).to(self.device, non_blocking=True)
+        p = torch.from_numpy(np.ascontiguousarray(pos, dtype=np.int64))
+        p = p.to(self.device, non_blocking=True)
         return self.pixels[p], self.labels[p]
 
 
@@ -80,16 +84,17 @@ def place(store: np.ndarray, index: np.ndarray, labels: np.ndarray, device: torc
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         if not fits(need, free):
-            line = (f"{what} ({size}) streamed from host memory: resident on {device} it would leave "
-                    f"too little of the {show_size(free)} free for training (it may use half, "
-                    f"keeping {show_size(RESERVE_BYTES)})")
+            line = (f"{what} ({size}) streamed from host memory: resident on {device} it would "
+                    f"leave too little of the {show_size(free)} free for training (it may use "
+                    f"half, keeping {show_size(RESERVE_BYTES)})")
             warnings.warn(line, stacklevel=3)
             return None, line
         try:
             rows = ResidentRows(store, index, labels, device)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            line = f"{what} ({size}) streamed from host memory: copying it to {device} ran out of memory"
+            line = (f"{what} ({size}) streamed from host memory: copying it to {device} ran out "
+                    "of memory")
             warnings.warn(line, stacklevel=3)
             return None, line
         return rows, f"{what}: resident on {device} ({size})"

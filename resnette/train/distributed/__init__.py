@@ -1,6 +1,6 @@
 """Training on many GPUs or machines: PyTorch's DistributedDataParallel, launched by torchrun.
 
-    torchrun --nproc-per-node=4 -m resnette train --data imagenette-160 --bs 64   # 4 GPUs, 256 a step
+    torchrun --nproc-per-node=4 -m resnette train --data imagenette-160 --bs 64   # 256 a step
 
 torchrun starts one process per GPU and tells each who it is through environment variables
 (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). Each process (a "rank") holds a
