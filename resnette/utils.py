@@ -94,10 +94,10 @@ def os_error_line(e: OSError) -> str:
 
 
 _OOM_ADVICE = {   # what to make smaller, per command, when memory runs out outside a train step
-    "train": "--bs, --size/--presize (and --progressive sizes) or --test-size",
-    "lr-find": "--bs or --size/--presize", "evaluate": "--bs or --test-size",
-    "predict": "the number of images given at once", "summary": "--size or --classes",
-    "export": "nothing here: export needs the model once; free memory (other programs)",
+    "train": "use a smaller --bs, --size/--presize (and --progressive sizes) or --test-size",
+    "lr-find": "use a smaller --bs or --size/--presize",
+    "evaluate": "use a smaller --bs or --test-size", "predict": "give fewer images at once",
+    "summary": "use a smaller --size or --classes",
 }
 
 
@@ -111,8 +111,8 @@ def out_of_memory_line(command: str, e: BaseException) -> str | None:
             or "out of memory" in text or "can't allocate memory" in text):
         return None
     first = text.strip().splitlines()[0][:160] if text.strip() else type(e).__name__
-    return (f"out of memory in `resnette {command}` ({first}); use smaller "
-            f"{_OOM_ADVICE.get(command, 'sizes or batches')}")
+    return (f"out of memory in `resnette {command}` ({first}); "
+            f"{_OOM_ADVICE.get(command, 'free some memory (other programs), then run again')}")
 
 
 def umask_mode(mode: int) -> int:

@@ -64,11 +64,25 @@ def stop_and_save(learn, reason: str, batch: int) -> None:
 
 
 def diverged(learn, batch: int) -> ResnetteError:
-    """The loss is NaN/inf: say where, suggest a lower lr, and point at the last good checkpoint."""
+    """The loss is NaN/inf: say where, name the setting likely at fault, and point at the last
+    good checkpoint."""
     kept = learn.run is not None and learn.run.checkpoint.exists()
-    return ResnetteError(f"loss became NaN/inf at epoch {learn.epoch}, batch {batch}; lower the "
-                         f"learning rate, e.g. lr={learn.schedule.lr / 10:.1e}"
+    return ResnetteError(f"loss became NaN/inf at epoch {learn.epoch}, batch {batch}; "
+                         + suspect(learn.schedule.lr, learn.settings.wd, learn.precision)
                          + (f"; the last good checkpoint {learn.run.checkpoint} is kept" if kept else ""))
+
+
+def suspect(lr: float, wd: float, precision: str) -> str:
+    """The likeliest cause of a divergence, as advice. Decoupled weight decay takes lr x wd
+    of every weight each step, so over ~0.1 it fights the gradient; fp16 overflows at 65504;
+    otherwise the learning rate is too high (the usual cause)."""
+    if lr * wd >= 0.1:
+        return (f"the weight decay is likely at fault: lr x wd = {lr * wd:.3g} removes that "
+                f"fraction of every weight each step; lower --wd (wd=), e.g. 0.01")
+    if precision == "fp16":
+        return ("fp16 may have overflowed (its largest number is 65504): use --precision bf16 "
+                f"or fp32, or lower the learning rate, e.g. lr={lr / 10:.1e}")
+    return f"lower the learning rate, e.g. lr={lr / 10:.1e}"
 
 
 def out_of_memory(learn, pending: list[torch.Tensor], bs: int) -> None:

@@ -9,6 +9,10 @@ FAULTS is a comma-separated subset of
                    is renamed into place: a window for `kill -9` during the save
     nan_at=E:B     the inputs of epoch E, batch B become NaN, so its loss does (a divergence)
     oom_at=E:B     torch.OutOfMemoryError at epoch E, batch B (what a too-large batch does)
+    oom_from=N     torch.OutOfMemoryError from F.interpolate, F.grid_sample and F.conv2d
+                   whenever an image side they see or make is N px or more: what resizing,
+                   augmenting or evaluating a large size does on a small GPU (anywhere:
+                   outside the training step too)
     crash_at=E:B   the process dies (exit 17, no cleanup) at epoch E, batch B, in torchrun's
                    first attempt only (TORCHELASTIC_RESTART_COUNT unset or 0): a node failure
 
@@ -65,6 +69,11 @@ def install(faults: dict[str, str]) -> None:
         self.cbs.append(Fault(faults))
     Learner.__init__ = init_with_fault
 
+    if "oom_from" in faults:
+        limit = int(faults["oom_from"])
+        for name in ("interpolate", "grid_sample", "conv2d"):
+            _oom_from(torch.nn.functional, name, limit)
+
     if "save_sleep" in faults:
         write = checkpoints._save_reporting_os_errors   # writes the temporary file's content
 
@@ -72,6 +81,26 @@ def install(faults: dict[str, str]) -> None:
             write(state, f)
             time.sleep(float(faults["save_sleep"]))
         checkpoints._save_reporting_os_errors = write_then_wait
+
+
+def _oom_from(module, name: str, limit: int, put=setattr) -> None:
+    """Wrap module.name (`put`: setattr, or a test's monkeypatch.setattr)."""
+    real = getattr(module, name)
+
+    def sides(x) -> list[int]:
+        return [int(v) for v in x.shape[-2:]] if isinstance(x, torch.Tensor) and x.dim() >= 3 else []
+
+    def guarded(*args, **kwargs):
+        seen = [*sides(args[0] if args else kwargs.get("input"))]
+        if name == "grid_sample":
+            seen += [int(v) for v in (args[1] if len(args) > 1 else kwargs["grid"]).shape[1:3]]
+        size = kwargs.get("size", args[1] if name == "interpolate" and len(args) > 1 else None)
+        seen += [int(v) for v in (size if isinstance(size, (tuple, list)) else [size] if size else [])]
+        if any(v >= limit for v in seen):
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 20.00 GiB "
+                                         f"(launcher: {name} at {max(seen)} px)")
+        return real(*args, **kwargs)
+    put(module, name, guarded)
 
 
 if __name__ == "__main__":
