@@ -104,6 +104,8 @@ def block(**kwargs) -> DataBlock:
 def test_get_image_files_and_parent_label(tmp_path):
     files = get_image_files(nette(tmp_path))
     assert len(files) == 3 * 6 + 1 + 3 * 2            # the .JPEG counts, .csv and hidden do not
+    # fastai's image_extensions: every image/* type of the system's MIME tables too
+    assert {".jpg", ".jpeg", ".png", ".webp", ".tif", ".bmp", ".gif"} <= book.data.image_extensions
     assert not any(f.name.startswith(".") for f in files)
     assert parent_label(tmp_path / "train" / "b" / "0.png") == "b"
 
@@ -249,6 +251,66 @@ def test_resblock_is_fastais_and_starts_as_the_shortcut():
     bottle = ResBlock(4, 16, 16)                     # fastai: ni, nf times expansion; nh = nf
     assert bottle.convpath[0][0].in_channels == 64 and bottle.convpath[1][0].out_channels == 16
     assert bottle(torch.randn(1, 64, 4, 4)).shape == (1, 64, 4, 4)
+
+
+# sha256 (first 16 hex) of the state_dict (each name, then its values as float32 bytes) of each
+# layer built right after torch.manual_seed(0), and the chapter net's outputs, as printed by
+# fastai 2.8.12 (`from fastai.vision.all import *`) on torch 2.13.0 (CPU): the same random
+# draws in the same order give the same weights, bit for bit, so these equal fastai's exactly.
+FASTAI_DIGESTS = {
+    "ConvLayer(64, 128, stride=2)": "630e621e3dfe0c85",
+    "ConvLayer(16, 16, act_cls=None, norm_type=NormType.BatchZero)": "6cdcf5f9b334129f",
+    "ConvLayer(16, 32, ks=1, norm_type=None, bn_1st=False)": "a56e8105b7703c38",
+    "ResBlock(1, 16, 32, stride=2)": "94a0fcc3275d4e80",
+    "ResBlock(4, 16, 16)": "3f9d4da20eb5525d",
+}
+FASTAI_CHAPTER_NET = ("40f1790c6937171c", [-0.33535, -0.42855, -0.02452, 0.04651])
+SAME_TORCH = pytest.mark.skipif(not torch.__version__.startswith("2.13."),
+                                reason="fastai's digests were taken on torch 2.13")
+
+
+def digest(module: nn.Module) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    for name, value in module.state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@SAME_TORCH
+@pytest.mark.parametrize("expr", FASTAI_DIGESTS)
+def test_layers_are_fastais_bit_for_bit(expr):
+    torch.manual_seed(0)
+    assert digest(eval(expr)) == FASTAI_DIGESTS[expr]
+
+
+@SAME_TORCH
+def test_the_chapters_resblock_net_is_fastais_bit_for_bit():
+    def _conv_block(ni, nf, stride):   # the chapter's code, as in the notebook
+        return nn.Sequential(ConvLayer(ni, nf, stride=stride),
+                             ConvLayer(nf, nf, act_cls=None, norm_type=NormType.BatchZero))
+
+    class ChapterResBlock(Module):
+        def __init__(self, ni, nf, stride=1):
+            self.convs = _conv_block(ni, nf, stride)
+            self.idconv = noop if ni == nf else ConvLayer(ni, nf, 1, act_cls=None)
+            self.pool = noop if stride == 1 else nn.AvgPool2d(2, ceil_mode=True)
+
+        def forward(self, x):
+            return torch.relu(self.convs(x) + self.idconv(self.pool(x)))
+
+    def block(ni, nf):
+        return nn.Sequential(ChapterResBlock(ni, nf, stride=2), ChapterResBlock(nf, nf))
+
+    torch.manual_seed(0)
+    net = nn.Sequential(block(3, 16), block(16, 32), block(32, 64), block(64, 128),
+                        block(128, 256), nn.AdaptiveAvgPool2d(1), book.Flatten(),
+                        nn.Linear(256, 10))
+    assert digest(net) == FASTAI_CHAPTER_NET[0]
+    torch.manual_seed(1)
+    out = net(torch.randn(4, 3, 64, 64)).sum(1).detach()     # training mode, as fastai's was
+    assert [round(float(v), 5) for v in out] == FASTAI_CHAPTER_NET[1]
 
 
 def test_xresnet_takes_fastais_arguments():

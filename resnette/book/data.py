@@ -62,7 +62,11 @@ def untar_data(url: str, force_download: bool = False) -> Path:
     return _untar_data(name)
 
 
-image_extensions = {k for k, v in mimetypes.types_map.items() if v.startswith("image/")}
+# fastai's: the extensions whose MIME type is image/*. fastai reads mimetypes.types_map after
+# its imports have initialised mimetypes, which adds the system's tables (/etc/mime.types:
+# .webp, .jfif, ...); a MimeTypes of those same files gives that set without global state.
+_MIME = mimetypes.MimeTypes([f for f in mimetypes.knownfiles if os.path.isfile(f)])
+image_extensions = {k for k, v in _MIME.types_map[True].items() if v.startswith("image/")}
 
 
 def get_image_files(path: str | os.PathLike, recurse: bool = True,
