@@ -14,7 +14,7 @@ import pytest
 from resnette import cachedir
 from resnette.data.cache import decoded_store
 from resnette.utils import ResnetteError
-from tests.fakes import image_folder
+from fakes import image_folder
 
 
 @pytest.fixture
