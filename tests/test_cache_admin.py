@@ -156,6 +156,8 @@ def test_cache_command_lists_clears_and_imports_no_torch(home, tmp_path):
     refused = cli("cache", "clear", env=env)
     assert refused.returncode == 2
     assert "--unused-days N, --missing-source or --all" in refused.stderr
+    assert cli("cache", "--all", env=env).returncode == 2   # listing never clears
+    assert (home / key).is_dir()
     cleared = cli("cache", "clear", "--all", env=env)
     assert cleared.returncode == 0 and "1 entry removed" in cleared.stdout
     assert not (home / key).exists()

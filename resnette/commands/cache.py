@@ -41,8 +41,12 @@ def main(args: argparse.Namespace) -> None:
 
     base = cachedir.default_dir()
     limit = cachedir.cache_limit()
+    chosen = args.unused_days is not None or args.missing_source or args.all
+    if args.action == "list" and chosen:
+        raise ResnetteError("--unused-days, --missing-source and --all say what to clear: "
+                            "resnette cache clear --all (or the others)")
     if args.action == "clear":
-        if args.unused_days is None and not args.missing_source and not args.all:
+        if not chosen:
             raise ResnetteError("say what to clear: resnette cache clear --unused-days N, "
                                 "--missing-source or --all")
         removed, busy = cachedir.clear(base, args.unused_days, args.missing_source, args.all)
