@@ -229,3 +229,23 @@ def test_evaluate_train_counts_every_image_and_keeps_the_runs_own_evaluation(run
     assert "accuracy on the validation set at 32 px" in page
     assert "the training set at 32 px" in page and "Other evaluations" in page
     assert "Confusion matrix on the validation set at 32 px" in page
+
+
+# ---------------------------------------------------------------- --out onto a run's files
+
+@pytest.mark.parametrize("argv", [
+    ["report", "{run}", "--out", "{run}/config.toml"],
+    ["report", "{run}", "--out", "{other}/metrics.csv"],
+    ["export", "{run}", "--format", "onnx", "--out", "{run}/model.safetensors"],
+    ["export", "{run}", "--format", "onnx", "--out", "{other}/plots/x.onnx"],
+    ["export", "{run}", "--format", "safetensors", "--out", "{run}/plots"],
+])
+def test_an_out_inside_a_run_folder_never_writes_over_its_files(run, capsys, argv):
+    """Found by hand (issue 18's own cases): before, `report --out runs/r/config.toml` and
+    `export --out runs/r/model.safetensors` replaced the run's config and weights."""
+    other = run.with_name("other")
+    shutil.copytree(run, other)
+    before = digests(run.parent)
+    assert main([a.format(run=run, other=other) for a in argv]) == 2
+    assert "is inside the run folder" in one_line(capsys)
+    assert digests(run.parent) == before

@@ -21,6 +21,7 @@ import torch
 
 from resnette.models.interop import FORMATS as FOREIGN, counterpart, to_format
 from resnette.run.config import save_config
+from resnette.run.outputs import guard_output
 from resnette.run.folder import Run
 from resnette.run.lock import lock_run
 from resnette.run.trained import Trained, load_trained, metadata
@@ -141,6 +142,8 @@ def _export(source: str | Path, fmt: str, out: str | Path | None) -> tuple[Path,
     else:
         default = beside.onnx if fmt == "onnx" else beside.export
     target = Path(out) if out else default
+    if out is not None:   # never over a run's own files (run/claim.py)
+        guard_output(out, (default.name, "model.onnx", "export", "*-*.safetensors"), "export")
 
     def write() -> Path:
         if fmt in FOREIGN:

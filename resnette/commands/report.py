@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 from resnette.display import show, show_setting
 from resnette.run.claim import open_existing
+from resnette.run.outputs import guard_output
 from resnette.run.config import as_dict
 from resnette.run.drawing import draw_run
 from resnette.run.folder import PLOT_NAMES, Run
@@ -44,6 +45,8 @@ def build_report(run_path: str | Path, out: str | Path | None = None) -> Path:
     """Draw the run's plots from its files (resnette.run.drawing), then write the report
     of the run at `run_path` (default `run_path/report.html`)."""
     run = open_existing(run_path)
+    if out:
+        guard_output(out, ("report.html",), "report")
     out = Path(out) if out else run.report
     check_run_files(run)   # a damaged file is one line, before anything is drawn
     draw_run(run)
