@@ -118,11 +118,13 @@ def main() -> None:
     ap.add_argument("--before", metavar="DIR", help="also run this checkout (a folder holding "
                     "resnette/, e.g. `git archive OLD resnette | tar -x -C DIR`), alternating "
                     "with the installed one round by round, so both see the same machine load")
+    ap.add_argument("--after", metavar="DIR", help="run this checkout as `after` instead of the "
+                    "installed resnette (e.g. HEAD's committed files only, like --before)")
     ap.add_argument("--cli", action="store_true", help="time the at-once commands instead")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
-    sources = {"after": None, **({"before": args.before} if args.before else {})}
+    sources = {"after": args.after, **({"before": args.before} if args.before else {})}
     if args.cli:
         return cli_main(sources, args.rounds, Path(args.out or CLI_RESULTS))
     args.out = args.out or str(RESULTS)

@@ -9,7 +9,7 @@ EXAMPLES = {
   resnette train --config run.toml --epochs 10       # flags override the file
   resnette train --name my-run --resume              # continue an interrupted run""",
     "lr-find": """examples:
-  resnette lr-find --data digits                          # -> lr_find-digits-resblock_cnn-32px.png
+  resnette lr-find --data digits                          # -> lr_find-digits-simple_cnn-32px.png
   resnette lr-find --data imagenette-160 --arch xresnet18 --size 128 --out lr.png
   resnette lr-find --name my-run                          # for an existing run: its config, its plots/""",
     "evaluate": """examples:
@@ -17,7 +17,7 @@ EXAMPLES = {
   resnette evaluate runs/digits-xresnet18-32px --tta
   resnette evaluate runs/my-run --folder ~/more-photos   # <folder>/<label>/*.jpg""",
     "predict": """examples:
-  resnette predict runs/digits-xresnet18-32px some/image.png
+  resnette predict runs/digits-simple_cnn-32px --sample     # validation digits to try
   resnette predict runs/my-run/model.safetensors photos/ --top 3 --json
   resnette predict export/model.safetensors photo.jpg --tta""",
     "export": """examples:

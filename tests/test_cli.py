@@ -50,7 +50,7 @@ def test_train_leaves_a_complete_run_folder(trained):
     lines = (run / "metrics.csv").read_text().strip().splitlines()
     assert len(lines) == 4  # header + 3 epochs
     accuracy = float(lines[-1].split(",")[lines[0].split(",").index("accuracy")])
-    assert accuracy >= 0.9  # the digits defaults learn: 3 of the default 8 epochs suffice
+    assert accuracy >= 0.9  # the digits defaults learn: 3 of the default 12 epochs suffice
     assert json.loads((run / "classes.json").read_text())["names"] == [str(d) for d in range(10)]
 
 
@@ -58,7 +58,7 @@ def test_flags_override_the_config_file_and_the_saved_config_is_complete(trained
     _, run = trained
     saved = tomllib.loads((run / "config.toml").read_text())
     assert (saved["epochs"], saved["lr"], saved["seed"], saved["bs"]) == (3, 0.02, 1, 64)
-    assert saved["arch"] == "resblock_cnn" and saved["size"] == 32  # the digits preset
+    assert saved["arch"] == "simple_cnn" and saved["size"] == 32  # the digits preset
     assert saved["name"] == "d"
 
 
@@ -101,7 +101,7 @@ def test_export_and_report(trained):
     assert "%" in table.stdout  # the exported file alone is enough to predict (ONNX: test_export)
     resnette("report", run, cwd=cwd)
     page = (run / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "resblock_cnn" in page
+    assert page.count("data:image/png;base64,") == 4 and "simple_cnn" in page
 
 
 def test_an_existing_run_name_is_refused(trained):
