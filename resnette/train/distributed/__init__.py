@@ -25,8 +25,8 @@ The rules they implement:
 - Metrics are reduced as SUMS and COUNTS (never as averages of averages), so every image
   counts once whatever the shard sizes.
 """
-from .collectives import (all_reduce_sum, broadcast_buffers, is_peer_failure, mean_and_any,
-                          peer_failure, peer_failures, sum_over_ranks)
+from .collectives import (all_reduce_sum, broadcast_buffers, mean_and_any, peer_failures,
+                          sum_over_ranks)
 from .ddp import check_sharded, scale_lr, sync_batchnorm, wrap_ddp
 from .group import (DEFAULT_TIMEOUT_S, PREPARE_TIMEOUT_S, TIMEOUT_ENV, Dist, assigned_rank,
                     in_job, init, is_main, launched, rank, restart_count, shutdown, timeout_s,
@@ -37,5 +37,5 @@ __all__ = ["Dist", "init", "shutdown", "launched", "in_job", "rank", "world_size
            "assigned_rank", "restart_count",
            "timeout_s", "TIMEOUT_ENV", "DEFAULT_TIMEOUT_S", "PREPARE_TIMEOUT_S",
            "all_reduce_sum", "sum_over_ranks", "mean_and_any", "broadcast_buffers",
-           "is_peer_failure", "peer_failure", "peer_failures", "local_rank0_first", "on_rank0",
+           "peer_failures", "local_rank0_first", "on_rank0",
            "wrap_ddp", "sync_batchnorm", "check_sharded", "scale_lr"]

@@ -19,7 +19,7 @@ from ...utils import ResnetteError
 from .group import first_line, rank, world_size
 
 
-def is_peer_failure(e: BaseException) -> bool:
+def _is_peer_failure(e: BaseException) -> bool:
     """Is `e` a collective failing because another rank died, hung or was killed?
 
     Gloo reports a vanished peer or a timeout as a plain RuntimeError naming gloo; NCCL and
@@ -30,7 +30,7 @@ def is_peer_failure(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and ("gloo" in text or "nccl" in text)
 
 
-def peer_failure(e: BaseException, during: str) -> ResnetteError:
+def _peer_failure(e: BaseException, during: str) -> ResnetteError:
     """The error every surviving rank raises when the job lost one of its processes."""
     return ResnetteError(
         f"rank {rank()} lost contact with another training process during {during} "
@@ -47,7 +47,7 @@ def _reason(e: BaseException) -> str:
 
 @contextlib.contextmanager
 def peer_failures(during: str, every_error: bool = False) -> Iterator[None]:
-    """Inside: a collective that fails because a peer is gone raises `peer_failure(e, during)`.
+    """Inside: a collective that fails because a peer is gone raises `_peer_failure(e, during)`.
 
     `every_error`: on the preparation group (objects over Gloo, before training) any error of
     the collective means the job cannot go on, so every one is translated; elsewhere an error
@@ -55,8 +55,8 @@ def peer_failures(during: str, every_error: bool = False) -> Iterator[None]:
     try:
         yield
     except (RuntimeError, dist.DistError) as e:
-        if every_error or is_peer_failure(e):
-            raise peer_failure(e, during) from None
+        if every_error or _is_peer_failure(e):
+            raise _peer_failure(e, during) from None
         raise
 
 
