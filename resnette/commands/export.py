@@ -142,7 +142,7 @@ def _export(source: str | Path, fmt: str, out: str | Path | None) -> tuple[Path,
     else:
         default = beside.onnx if fmt == "onnx" else beside.export
     target = Path(out) if out else default
-    if out is not None:   # never over a run's own files (run/claim.py)
+    if out is not None:   # never over a run's own files (run/outputs.py)
         guard_output(out, (default.name, "model.onnx", "export", "*-*.safetensors"), "export")
 
     def write() -> Path:

@@ -17,12 +17,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors, safe_open
 from torch import nn
 
-from resnette.models import create_model
+from resnette.models import create_model, interop
 from resnette.run.claim import open_existing, recover
 from resnette.run.config import TrainConfig, make_config, read_toml, to_toml, unescape_bytes
 from resnette.run.folder import Run
-from resnette.run.reading import (CLASSES_ADVICE, check_classes, damaged, read_classes,
-                                  read_config)
+from resnette.run.reading import (CLASSES_ADVICE, CONFIG_ADVICE, check_classes, damaged,
+                                  read_classes, read_config)
 from resnette.train.checkpoints import check_compatible
 from resnette.utils import ResnetteError
 
@@ -116,14 +116,17 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
                             "keep the run folder's config.toml beside it")
     folders = [folder] + ([Path(config).parent] if config else [])
     classes = _classes(meta, folders, weights_path)
-    model = model_for(cfg, len(classes["vocab"]), classes["channels"])
     try:
+        model = model_for(cfg, len(classes["vocab"]), classes["channels"])
         check_compatible(model, tensors, str(weights_path))
-    except ResnetteError as e:
-        if "classes" not in str(e) or META_CLASSES in meta:
-            raise
-        raise damaged(classes["source"], f"{len(classes['vocab'])} class names for weights "
-                      f"of another number of classes: {e}", CLASSES_ADVICE) from None
+    except ResnetteError as e:   # the run's own files disagree: say which one
+        if "classes" in str(e) and META_CLASSES not in meta:
+            raise damaged(classes["source"], f"{len(classes['vocab'])} class names for "
+                          f"weights of another number of classes: {e}", CLASSES_ADVICE) from None
+        if config is None and META_CONFIG not in meta:
+            raise damaged(Run(folder).config, f"the weights {weights_path.name} do not fit "
+                          f"the model it describes: {e}", CONFIG_ADVICE) from None
+        raise
     model.load_state_dict(tensors)
     model.eval()
     return Trained(model, cfg, classes["vocab"], classes["names"], classes["mean"],
@@ -167,15 +170,21 @@ def init_from(model: nn.Module, source: str | Path, arch: str) -> str:
 
     Same classes: every weight is loaded. Different classes: everything but the final linear
     layer (the head starts fresh, as in transfer learning). Another architecture: refused.
+    `source` may also be a timm or fastai state dict of the counterpart model (models/
+    interop.py: .safetensors, or .pth read with weights_only=True).
     Returns a one-line description of what was done.
     """
-    src = load_trained(source)
-    if src.config.arch != arch:
-        raise ResnetteError(f"--init-from {source} is a {src.config.arch} but this run trains "
-                            f"{arch}; use --arch {src.config.arch}")
     own = model.state_dict()
     head = _head_keys(model)
-    theirs = src.model.state_dict()
+    foreign = interop.read_foreign(source, model, arch)   # timm's or fastai's names, else None
+    if foreign is not None:
+        theirs, origin, n_classes = foreign, str(source), foreign[head[0]].shape[0]
+    else:
+        src = load_trained(source)
+        if src.config.arch != arch:
+            raise ResnetteError(f"--init-from {source} is a {src.config.arch} but this run "
+                                f"trains {arch}; use --arch {src.config.arch}")
+        theirs, origin, n_classes = src.model.state_dict(), src.source, len(src.vocab)
     if set(own) != set(theirs) or any(own[k].shape != theirs[k].shape for k in own
                                       if k not in head):
         raise ResnetteError(f"--init-from {source}: its weights do not fit this {arch} "
@@ -184,9 +193,9 @@ def init_from(model: nn.Module, source: str | Path, arch: str) -> str:
     keep = {k: v for k, v in theirs.items() if same_head or k not in head}
     model.load_state_dict(keep, strict=False)
     if same_head:
-        return f"initialised every weight from {src.source}"
-    return (f"initialised from {src.source} with a fresh head "
-            f"({len(src.vocab)} -> {own[head[0]].shape[0]} classes)")
+        return f"initialised every weight from {origin}"
+    return (f"initialised from {origin} with a fresh head "
+            f"({n_classes} -> {own[head[0]].shape[0]} classes)")
 
 
 def _head_keys(model: nn.Module) -> list[str]:
