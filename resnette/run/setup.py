@@ -16,7 +16,8 @@ from resnette.display import lr_suggestions, seconds
 from resnette.models import list_models
 from resnette.plots import save_pixels
 from resnette.run.config import TrainConfig, eval_size, make_config, read_toml
-from resnette.run.claim import Plan, check_resumable, plan_run
+from resnette.run.claim import Plan, check_resumable, plan_run, recover
+from resnette.run.reading import read_config
 from resnette.run.folder import Run, newest_default, resolve
 from resnette.run.trained import init_from, model_for
 from resnette.train import distributed
@@ -61,8 +62,10 @@ def resume_config(name: str | None, run_dir: str | None, flags: dict, root: str 
     """On --resume the run's own config.toml is the base; flags still override it."""
     path, _ = resolve(name, run_dir, "", "", 0, root)
     run = Run(path)
+    recover(run)   # an interrupted --overwrite of it: the old run back first
     if not run.config.is_file():
         raise ResnetteError(f"cannot resume: {run.config} does not exist; check --name/--run-dir")
+    read_config(run.config)   # checked first: a damaged file is one line naming it
     return make_config(read_toml(run.config), flags)
 
 
