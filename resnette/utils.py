@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -113,6 +114,28 @@ def out_of_memory_line(command: str, e: BaseException) -> str | None:
     first = text.strip().splitlines()[0][:160] if text.strip() else type(e).__name__
     return (f"out of memory in `resnette {command}` ({first}); "
             f"{_OOM_ADVICE.get(command, 'free some memory (other programs), then run again')}")
+
+
+def read_small_file(path: str | os.PathLike, limit: int, what: str) -> bytes:
+    """The bytes of a file that should be small (a config, a JSON record), at most `limit`.
+
+    Opened without blocking and checked before reading: a FIFO (which would wait for a
+    writer for ever), a device such as /dev/zero (endless) or a huge file given by mistake
+    is refused in one line. Missing files and folders raise the usual OSError for the caller.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise ResnetteError(f"{what} {os.fsdecode(path)} is not a regular file (a FIFO, device "
+                                "or socket); give a file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ResnetteError(f"{what} {os.fsdecode(path)} is over {limit // 1024} KiB, more than "
+                            f"any {what} needs; is it the right file?")
+    return data
 
 
 def umask_mode(mode: int) -> int:

@@ -18,11 +18,14 @@ The cache folder is `data_dir`, else `$RESNETTE_HOME`, else `~/.cache/resnette`.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import re
+import sys
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -107,14 +110,43 @@ def untar_data(name: str, data_dir: str | os.PathLike | None = None, url: str | 
         url, sha256 = _split_sha256(given, sha256)
         stats = None
     _usable_home(home, data_dir)
+    with _one_at_a_time(home / "downloads", name):
+        if (target / _DONE).exists():
+            return target   # the process we waited for fetched it
+        return _fetch_and_extract(ds, home, url, stats, sha256, data_dir, dict(
+            retries=retries, timeout=timeout, backoff=backoff, max_bytes=max_bytes,
+            advice=(f"to use a copy, set {var}=<its address or file:// path> "
+                    "(before the command), or train on a folder you have: --data <folder>")))
+
+
+@contextlib.contextmanager
+def _one_at_a_time(downloads: Path, name: str) -> Iterator[None]:
+    """An exclusive flock on the downloads folder itself (no lock file to leave behind): two
+    processes fetching at once would append to one `.part` file and extract over each other.
+    The second waits, then finds the dataset ready (the kernel drops a dead holder's lock)."""
+    import fcntl
+
+    fd = os.open(downloads, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process that is fetching {name} into {downloads.parent}",
+                  file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _fetch_and_extract(ds: Dataset, home: Path, url: str, stats: tuple[int, str] | None,
+                       sha256: str | None, data_dir: object, how: dict) -> Path:
+    target = home / ds.folder
     archive = home / "downloads" / _archive_name(url, ds.folder)
     if archive.exists() and _mismatch(archive, stats, sha256) is not None:
         archive.unlink()  # an archive from an older check: fetch the one the check describes
     if not archive.exists():
-        advice = (f"to use a copy, set {var}=<its address or file:// path> (before the command), "
-                  "or train on a folder you have: --data <folder>")
-        download(url, archive, stats=stats, sha256=sha256, retries=retries, timeout=timeout,
-                 backoff=backoff, max_bytes=max_bytes, advice=advice)
+        download(url, archive, stats=stats, sha256=sha256, **how)
     try:
         extract_tar(archive, home, ds.folder)
     except BadArchive:

@@ -7,8 +7,11 @@ says what happened, after one request where another cannot help, with no partial
 unless a resume can use it. Before: the endless streams wrote until the disk was full, then
 the full disk was retried 5 times and blamed on the network.
 """
+import hashlib
+import io
 import os
 import subprocess
+import tarfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +24,20 @@ from resnette.utils import ResnetteError
 
 FAST = dict(retries=2, timeout=2.0, backoff=2.0)   # a retry would cost >= 2 s: timing shows it
 BODY = os.urandom(3 << 20)
+
+
+def tiny_tgz() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("mnist_tiny/train/3/filler.bin", os.urandom(1 << 20)),
+                           ("mnist_tiny/train/3/a.txt", b"ok")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+TGZ = tiny_tgz()
 
 
 class Server:
@@ -41,6 +58,15 @@ class Server:
             def do_GET(self):
                 path = self.path.split("/")[1]
                 outer.hits[path] = outer.hits.get(path, 0) + 1
+                if path == "slow":   # a real archive, its second half after a pause
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(TGZ)))
+                    self.end_headers()
+                    self.wfile.write(TGZ[: len(TGZ) // 2])
+                    self.wfile.flush()
+                    time.sleep(1.0)
+                    self.wfile.write(TGZ[len(TGZ) // 2:])
+                    return
                 if path not in ("endless", "body", "sized", "cut", "huge"):
                     self.send_error(404)
                     return
@@ -214,3 +240,25 @@ def test_an_unusable_resnette_home_is_one_line_from_the_command_line(tmp_path):
     line = one_error_line(proc.stderr)
     assert "file is a file, not a folder; move it or set RESNETTE_HOME" in line, line
     assert (tmp_path / "file").read_text() == "keep me"
+
+
+def test_two_processes_fetching_one_dataset_take_turns(server, tmp_path):
+    """Before: both appended to the same .part file (a corrupt archive, or a hash failure)."""
+    server.hits.clear()
+    sha = hashlib.sha256(TGZ).hexdigest()
+    got, errors = [], []
+
+    def fetch():
+        try:
+            got.append(untar_data("mnist-tiny", tmp_path, url=f"{server.url}/slow/m.tgz#sha256={sha}",
+                                  **FAST))
+        except Exception as e:   # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.3)   # the first is mid-file when the second starts
+    for t in threads:
+        t.join(30)
+    assert errors == [] and len(got) == 2 and server.hits["slow"] == 1
+    assert (got[0] / "train" / "3" / "a.txt").read_bytes() == b"ok"
