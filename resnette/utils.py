@@ -116,6 +116,19 @@ def out_of_memory_line(command: str, e: BaseException) -> str | None:
             f"{_OOM_ADVICE.get(command, 'free some memory (other programs), then run again')}")
 
 
+def check_regular_file(path: str | os.PathLike, what: str) -> None:
+    """Refuse a FIFO, device or socket given as a file to read (a FIFO would block the open
+    for ever, /dev/zero never end), checked by an open that cannot block."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ResnetteError(f"{what} {os.fsdecode(path)} is not a regular file (a FIFO, device or "
+                            "socket); give a file")
+
+
 def read_small_file(path: str | os.PathLike, limit: int, what: str) -> bytes:
     """The bytes of a file that should be small (a config, a JSON record), at most `limit`.
 

@@ -55,6 +55,7 @@ def extract_tar(archive: Path, home: Path, folder: str) -> Path:
                     tar.extractall(tmp, members=members, filter="data")
                 else:
                     tar.extractall(tmp, members=members)
+                _drain(tar, archive, limit=MAX_RATIO * archive.stat().st_size + RATIO_ALLOWANCE)
                 src = tmp / folder if (tmp / folder).is_dir() else tmp
                 os.chmod(src, umask_mode(0o777))   # mkdtemp's 0700: as mkdir would make it
                 target = home / folder
@@ -66,6 +67,18 @@ def extract_tar(archive: Path, home: Path, folder: str) -> Path:
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:  # FilterError: a TarError
         raise _explain(e, archive, home) from None
     return home / folder
+
+
+def _drain(tar: tarfile.TarFile, archive: Path, limit: int) -> None:
+    """Read the compressed stream to its end. tarfile stops quietly at the first damaged
+    header after the first member, so a corrupted or truncated .tgz would extract in part
+    and look complete; gzip, bzip2 and xz check their CRC and length only at the end."""
+    left = limit
+    while block := tar.fileobj.read(1 << 20):   # type: ignore[union-attr]
+        left -= len(block)
+        if left < 0:
+            raise BadArchive(f"refusing to extract {archive.name}: data after its last entry "
+                             "unpacks beyond the size limit (a decompression bomb?)")
 
 
 def _explain(e: Exception, archive: Path, home: Path) -> ResnetteError:

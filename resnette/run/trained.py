@@ -24,7 +24,7 @@ from resnette.run.folder import Run
 from resnette.run.reading import (CLASSES_ADVICE, CONFIG_ADVICE, check_classes, damaged,
                                   read_classes, read_config)
 from resnette.train.checkpoints import check_compatible
-from resnette.utils import ResnetteError
+from resnette.utils import ResnetteError, check_regular_file
 
 META_CONFIG, META_CLASSES = "resnette_config", "resnette_classes"
 
@@ -57,6 +57,7 @@ def weights_file(path: Path) -> Path:
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
+        check_regular_file(path, "weights file")   # a FIFO would block safetensors' open
         if not _utf8(path):   # safetensors takes only UTF-8 paths: read the bytes ourselves
             return _read_weights_bytes(path.read_bytes())
         with safe_open(str(path), framework="pt", device="cpu") as f:

@@ -144,3 +144,21 @@ def test_the_command_line_refuses_a_bomb_in_one_line(tmp_path):
     assert "decompression bomb" in one_error_line(proc.stderr)
     assert sorted(p.name for p in home.iterdir()) == ["downloads"]
     assert not list(tmp_path.glob("runs/*"))   # the run that never started left no folder
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated"])
+def test_a_damaged_tgz_is_refused_not_extracted_in_part(tmp_path, damage):
+    """Before: tarfile stops quietly at the first bad header after the first member, so a .tgz
+    damaged in its middle extracted in part, was marked complete and trained on."""
+    rng = np.random.default_rng(0)
+    body = bytearray(tgz(*(entry(f"mnist_tiny/train/{c}/{i}.bin", data=rng.bytes(20_000))
+                           for c in "37" for i in range(10))))
+    if damage == "flipped":
+        body[len(body) // 2: len(body) // 2 + 64] = bytes(64)
+    else:
+        del body[len(body) * 3 // 4:]
+    (tmp_path / "d.tgz").write_bytes(bytes(body))
+    with pytest.raises(ResnetteError, match="is not a readable tar archive .*; it was removed"):
+        untar_data("mnist-tiny", tmp_path / "home", url=(tmp_path / "d.tgz").as_uri(), retries=0)
+    assert not (tmp_path / "home" / "mnist_tiny").exists()
+    assert list((tmp_path / "home" / "downloads").iterdir()) == []

@@ -27,3 +27,19 @@ def test_a_config_that_is_a_stream_or_huge_is_one_line(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if kind == "device" else [os.path.basename(path)])
+
+
+def test_weights_given_as_a_fifo_are_one_line(tmp_path, monkeypatch, capsys, world):
+    """Before: `predict <FIFO>` and `train --init-from <FIFO>` blocked in safetensors' open."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RESNETTE_HOME", str(world["home"]))
+    os.mkfifo(tmp_path / "w.safetensors")
+    image = str(world["data"] / "valid" / "a" / "00.png")
+    for argv in (["predict", "w.safetensors", image],
+                 ["train", "--init-from", "w.safetensors", "--data", str(world["data"]), "--arch",
+                  "simple_cnn", "--size", "32", "--presize", "32", "--bs", "8", "--quiet"]):
+        assert main(argv) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+        assert err == ["error: weights file w.safetensors is not a regular file (a FIFO, device or "
+                       "socket); give a file"], err
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []   # no run files written
