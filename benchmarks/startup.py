@@ -88,7 +88,8 @@ def write(out: Path, record: dict) -> None:
 
 
 def one_run(epochs: int, src: str | None, data: str) -> dict:
-    with tempfile.TemporaryDirectory(prefix="resnette-startup-") as tmp:
+    # the detached `resnette report` may still be drawing into the run when we clean up
+    with tempfile.TemporaryDirectory(prefix="resnette-startup-", ignore_cleanup_errors=True) as tmp:
         run = Path(tmp) / "run"
         env = dict(os.environ)
         if src:
