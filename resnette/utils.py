@@ -31,6 +31,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     path = Path(path)
     if path.is_dir():
         raise ResnetteError(f"{path} is a folder; give the name of a file to write")
+    if path.exists() and not path.is_file():   # the rename would replace the node itself
+        raise ResnetteError(f"{path} is not a regular file (a device, FIFO or socket); give the "
+                            "name of a file to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

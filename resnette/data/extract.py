@@ -37,7 +37,8 @@ class BadArchive(ResnetteError):
     Other failures (a full or read-only disk here) keep the verified download."""
 
 
-def extract_tar(archive: Path, home: Path, folder: str) -> Path:
+def extract_tar(archive: Path, home: Path, folder: str,
+                marker: tuple[str, str] | None = None) -> Path:
     """Extract `archive` into `home / folder`, refusing the whole archive if any entry could
     escape, is a device or FIFO, or would take the total over the bomb or free-space limits.
 
@@ -57,6 +58,8 @@ def extract_tar(archive: Path, home: Path, folder: str) -> Path:
                     tar.extractall(tmp, members=members)
                 _drain(tar, archive, limit=MAX_RATIO * archive.stat().st_size + RATIO_ALLOWANCE)
                 src = tmp / folder if (tmp / folder).is_dir() else tmp
+                if marker is not None:   # inside before the rename: complete the moment it appears
+                    (src / marker[0]).write_text(marker[1])
                 os.chmod(src, umask_mode(0o777))   # mkdtemp's 0700: as mkdir would make it
                 target = home / folder
                 if target.exists():

@@ -67,7 +67,7 @@ DATASETS: dict[str, Dataset] = {
     "mnist-tiny": Dataset(_SAMPLE + "mnist_tiny.tgz", 342207, "56143e8f24db90d925d82a5a74141875", "mnist_tiny"),
 }
 
-_DONE = ".resnette-complete"  # written last: a folder without it is an interrupted extraction
+_DONE = ".resnette-complete"  # in every folder we extract, before it is renamed into place
 
 def resnette_home(data_dir: str | os.PathLike | None = None) -> Path:
     """The cache folder: `data_dir`, else `$RESNETTE_HOME`, else `~/.cache/resnette`."""
@@ -109,6 +109,9 @@ def untar_data(name: str, data_dir: str | os.PathLike | None = None, url: str | 
     else:
         url, sha256 = _split_sha256(given, sha256)
         stats = None
+    if os.path.lexists(target):   # not ours (ours carry the mark from the moment they appear)
+        raise ResnetteError(f"{target} exists but is not a dataset resnette extracted (no {_DONE} "
+                            f"in it), so it is left as it is; move it away, or {_fix(data_dir)}")
     _usable_home(home, data_dir)
     with _one_at_a_time(home / "downloads", name):
         if (target / _DONE).exists():
@@ -148,14 +151,10 @@ def _fetch_and_extract(ds: Dataset, home: Path, url: str, stats: tuple[int, str]
     if not archive.exists():
         download(url, archive, stats=stats, sha256=sha256, **how)
     try:
-        extract_tar(archive, home, ds.folder)
+        extract_tar(archive, home, ds.folder, marker=(_DONE, url + "\n"))
     except BadArchive:
         archive.unlink(missing_ok=True)  # a bad archive must not be reused by the next call
         raise
-    try:
-        (target / _DONE).write_text(url + "\n")
-    except OSError as e:
-        raise ResnetteError(f"cannot write {target / _DONE} ({e.strerror}); {_fix(data_dir)}") from None
     return target
 
 

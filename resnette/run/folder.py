@@ -48,9 +48,10 @@ def resolve(name: str | None, run_dir: str | None, data: str, arch: str, size: i
     if run_dir:
         return Path(run_dir), True
     if name is not None:
-        if name in ("", ".", "..") or "/" in name or os.sep in name or "\0" in name:
+        if name in ("", ".", "..") or "/" in name or os.sep in name or min(map(ord, name)) < 32:
             raise ResnetteError(f"--name {name!r} is not a run name: give one folder name (no "
-                                "'/', not empty, '.' or '..'), or a path with --run-dir")
+                                "'/' or control characters such as a newline, not empty, '.' or "
+                                "'..'), or a path with --run-dir")
         return Path(root) / name, True
     base = Path(root) / default_name(data, arch, size)
     return next(p for p in _default_names(base) if not _taken(p)), False

@@ -262,3 +262,17 @@ def test_two_processes_fetching_one_dataset_take_turns(server, tmp_path):
         t.join(30)
     assert errors == [] and len(got) == 2 and server.hits["slow"] == 1
     assert (got[0] / "train" / "3" / "a.txt").read_bytes() == b"ok"
+
+
+def test_a_users_own_folder_where_the_dataset_goes_is_never_replaced(tmp_path):
+    """Before: `home/mnist_tiny` without resnette's mark was taken for an interrupted
+    extraction and deleted (shutil.rmtree) to make room for the download's."""
+    mine = tmp_path / "home" / "mnist_tiny"
+    mine.mkdir(parents=True)
+    (mine / "my-notes.txt").write_text("years of work")
+    (tmp_path / "m.tgz").write_bytes(TGZ)
+    with pytest.raises(ResnetteError, match="exists but is not a dataset resnette extracted"):
+        untar_data("mnist-tiny", tmp_path / "home", url=(tmp_path / "m.tgz").as_uri(), **FAST)
+    assert (mine / "my-notes.txt").read_text() == "years of work"
+    folder = untar_data("mnist-tiny", tmp_path / "other", url=(tmp_path / "m.tgz").as_uri(), **FAST)
+    assert (folder / ".resnette-complete").exists() and (folder / "train" / "3" / "a.txt").exists()
