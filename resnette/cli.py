@@ -126,7 +126,8 @@ def _training(name: str) -> Callable[[argparse.ArgumentParser], None]:
     def add(p: argparse.ArgumentParser) -> None:
         p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
         if name == "train":
-            p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+            p.add_argument("--overwrite", action="store_true",
+                           help="replace an existing run folder")
             p.add_argument("--resume", action="store_true",
                            help="continue the run (--name/--run-dir) from its checkpoint")
         else:   # lr-find writes its plot only, never a run folder

@@ -11,7 +11,7 @@ EXAMPLES = {
     "lr-find": """examples:
   resnette lr-find --data digits                          # -> lr_find-digits-simple_cnn-32px.png
   resnette lr-find --data imagenette-160 --arch xresnet18 --size 128 --out lr.png
-  resnette lr-find --name my-run                          # for an existing run: its config, its plots/""",
+  resnette lr-find --name my-run                          # an existing run: its config, plots/""",
     "evaluate": """examples:
   resnette evaluate runs/digits-xresnet18-32px
   resnette evaluate runs/digits-xresnet18-32px --tta

@@ -35,4 +35,5 @@ def test_predict_sample_needs_a_digits_run(tmp_path, monkeypatch):
     with pytest.raises(ResnetteError, match="for a run trained on --data digits"):
         samples(trained)
     digits_run = Trained(None, make_config({}, {"data": "digits"}), [], [], [], [], 3, "x")
-    assert len(samples(digits_run)) == 10 and len(list((tmp_path / "digits-samples").iterdir())) == 10
+    assert len(samples(digits_run)) == 10
+    assert len(list((tmp_path / "digits-samples").iterdir())) == 10

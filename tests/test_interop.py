@@ -23,7 +23,8 @@ from resnette.train.checkpoints import save_weights
 from resnette.utils import ResnetteError
 
 DATA = Path(__file__).parent / "data"
-PAIRS = [(fmt, ours, theirs) for fmt, names in COUNTERPARTS.items() for ours, theirs in names.items()]
+PAIRS = [(fmt, ours, theirs) for fmt, names in COUNTERPARTS.items()
+         for ours, theirs in names.items()]
 
 
 def shapes(model: torch.nn.Module) -> dict[str, list[int]]:
@@ -134,7 +135,8 @@ def test_export_writes_timm_and_fastai_names_and_init_from_reads_them_back(run, 
     assert torch.equal(timm_names["layer2.0.downsample.1.weight"],
                        original["stage2.0.shortcut.1.0.weight"])
     fastai_file = export(run.path, "fastai", tmp_path / "xresnet18.pth")
-    assert torch.equal(torch.load(fastai_file, weights_only=True)["11.weight"], original["head.3.weight"])
+    saved = torch.load(fastai_file, weights_only=True)
+    assert torch.equal(saved["11.weight"], original["head.3.weight"])
     for source in (timm_file, fastai_file):
         fresh = create_model("xresnet18", n_out=4)
         said = init_from(fresh, source, "xresnet18")

@@ -104,8 +104,9 @@ def export_foreign(trained: Trained, fmt: str, out: str | Path) -> Path:
     if out.suffix in (".pth", ".pt"):
         return atomic_write(out, lambda tmp: torch.save(tensors, tmp))
     from safetensors.torch import save as safetensors_bytes
-    meta = {"format": "pt", "source": f"resnette {trained.config.arch}", "classes":
-            json.dumps(trained.names), "mean": json.dumps(trained.mean), "std": json.dumps(trained.std)}
+    meta = {"format": "pt", "source": f"resnette {trained.config.arch}",
+            "classes": json.dumps(trained.names), "mean": json.dumps(trained.mean),
+            "std": json.dumps(trained.std)}
     data = safetensors_bytes(tensors, metadata=meta)
     return atomic_write(out, lambda tmp: Path(tmp).write_bytes(data))
 

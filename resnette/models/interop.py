@@ -48,7 +48,8 @@ FORMATS = tuple(COUNTERPARTS)
 # (our pattern, theirs), applied in order to each key; the first that matches renames it
 _BLOCK = r"stage(\d)\.(\d+)\."
 _TIMM = [
-    (r"^stem\.0\.(\d)\.", r"conv1.\1."), (r"^stem\.1\.0\.", "conv1.3."), (r"^stem\.1\.1\.", "conv1.4."),
+    (r"^stem\.0\.(\d)\.", r"conv1.\1."),
+    (r"^stem\.1\.0\.", "conv1.3."), (r"^stem\.1\.1\.", "conv1.4."),
     (r"^stem\.2\.0\.", "conv1.6."), (r"^stem\.2\.1\.", "bn1."),
     (rf"^{_BLOCK}convs\.(\d)\.0\.", lambda m: f"layer{m[1]}.{m[2]}.conv{int(m[3]) + 1}."),
     (rf"^{_BLOCK}convs\.(\d)\.1\.", lambda m: f"layer{m[1]}.{m[2]}.bn{int(m[3]) + 1}."),
