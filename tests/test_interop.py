@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from resnette.commands.export import export, how_to_load
 from resnette.models import XResNet, create_model
