@@ -169,7 +169,8 @@ def _usable_home(home: Path, data_dir: object) -> None:
     A folder the user names must have an existing parent (a typo, or a disk that is not
     mounted, must not create a tree elsewhere); the default ~/.cache/resnette is created.
     """
-    blocker = next((p for p in (home, *home.parents) if p.exists() and not p.is_dir()), None)
+    blocker = next((p for p in (home / "downloads", home, *home.parents)
+                    if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ResnetteError(f"cannot keep datasets in {home}: {blocker} is a file, not a folder; "
                             f"move it or {_fix(data_dir)}")

@@ -29,6 +29,9 @@ def read_toml(path: str | Path) -> dict[str, Any]:
                             "save it as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise ResnetteError(f"config file {path} is not valid TOML: {e}") from None
+    except RecursionError:   # `a = [[[[...]]]]` thousands deep: tomllib recurses per level
+        raise ResnetteError(f"config file {path} nests arrays or tables too deeply to read; "
+                            "is it the right file?") from None
     if isinstance(data.get("train"), dict):
         data = {**{k: v for k, v in data.items() if k != "train"}, **data["train"]}
     return {k: unescape_bytes(v) if isinstance(v, str) else v for k, v in data.items()}

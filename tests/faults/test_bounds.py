@@ -222,12 +222,14 @@ def test_a_read_only_dataset_folder_is_one_line_before_any_request(server, tmpfs
     ("file", "is a file, not a folder"),
     ("file/sub", "file is a file, not a folder"),
     ("missing/parent/home", "missing/parent does not exist"),
+    (".", "downloads is a file, not a folder"),   # before: `(File exists)`
 ])
 def test_an_unusable_resnette_home_is_one_line(tmp_path, monkeypatch, home, why):
     (tmp_path / "file").write_text("keep me")
+    (tmp_path / "downloads").write_text("not a folder")
     monkeypatch.setenv("RESNETTE_HOME", str(tmp_path / home))
     with pytest.raises(ResnetteError, match=why + ".*; move it or set RESNETTE_HOME to a writable"
-                       if "file" in home else why + "; create it, or set RESNETTE_HOME to"):
+                       if "file" in why else why + "; create it, or set RESNETTE_HOME to"):
         untar_data("mnist-tiny", url="http://127.0.0.1:9/m.tgz", **FAST)
     assert (tmp_path / "file").read_text() == "keep me" and not (tmp_path / "missing").exists()
 

@@ -43,3 +43,12 @@ def test_weights_given_as_a_fifo_are_one_line(tmp_path, monkeypatch, capsys, wor
         assert err == ["error: weights file w.safetensors is not a regular file (a FIFO, device or "
                        "socket); give a file"], err
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []   # no run files written
+
+
+def test_a_config_nested_thousands_deep_is_one_line(tmp_path, monkeypatch, capsys):
+    """Before: tomllib's RecursionError traceback."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert main(["train", "--config", "deep.toml", "--data", "no-such-folder"]) == 2
+    err = capsys.readouterr().err
+    assert "config file deep.toml nests arrays or tables too deeply" in err and "Traceback" not in err
