@@ -33,9 +33,28 @@ def in_notebook() -> bool:
 
 
 def show_figure(fig: "Figure") -> None:
-    """Display a matplotlib figure inline as a PNG (drawn here, so no pyplot backend is needed)."""
+    """Display a matplotlib figure inline as a PNG (drawn here, so no pyplot backend is needed).
+
+    The picture methods both show their figure and return it (fastai's return None). A cell
+    ending in one would then show it a second time as the cell's value, so the figure is told
+    which cell showed it: IPython asks an object's `_ipython_display_` first, and this one
+    draws nothing in that same cell and the picture again in any later cell (`fig` alone).
+    """
     from IPython.display import Image, display
     display(Image(data=figure_png(fig), format="png"))
+    shown_in = _cell_number()
+
+    def _ipython_display_() -> None:
+        if _cell_number() != shown_in:
+            display(Image(data=figure_png(fig), format="png"))
+
+    fig._ipython_display_ = _ipython_display_
+
+
+def _cell_number() -> int | None:
+    """The number of the cell the kernel is running (IPython's execution_count)."""
+    shell = sys.modules["IPython"].get_ipython()
+    return getattr(shell, "execution_count", None)
 
 
 def figure_png(fig: "Figure", dpi: int = 100) -> bytes:

@@ -32,6 +32,8 @@ CELLS = [
     "learn.fit_one_cycle(3)",
     "fig = learn.recorder.plot_loss()",
     "learn.lr_find(num_it=12)",
+    "learn.recorder.plot_loss()",   # a cell ending in a picture method: the picture once
+    "fig",                          # the figure again, in a later cell
 ]
 
 
@@ -40,7 +42,7 @@ def test_a_kernel_gets_a_live_html_table_and_bar_and_inline_pictures(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
-    setup, fit, loss, lr = (cell.outputs for cell in nb.cells)
+    setup, fit, loss, lr, ending, again = (cell.outputs for cell in nb.cells)
     assert [o.get("text") for o in setup] == ["kernel: True\n"]
     # the fit: one display (updated in place), no printed table, nothing on stderr (no tqdm)
     assert [o.output_type for o in fit] == ["display_data"]
@@ -58,6 +60,9 @@ def test_a_kernel_gets_a_live_html_table_and_bar_and_inline_pictures(tmp_path):
     assert len(pngs) == 1 and len(result) == 1
     assert re.fullmatch(r"SuggestedLRs\(valley=\S+, steep=\S+, minimum=\S+\)",
                         result[0].data["text/plain"])
+    # shown by the method, not a second time (nor as '<Figure ...>') as the cell's value
+    assert [(o.output_type, "image/png" in o.data) for o in ending] == [("display_data", True)]
+    assert [(o.output_type, "image/png" in o.data) for o in again] == [("display_data", True)]
     assert not [o for cell in nb.cells for o in cell.outputs
                 if o.output_type == "error" or o.get("name") == "stderr"]
 
