@@ -57,8 +57,10 @@ def untar_data(url, *args, **kwargs):
 LATER_EPOCHS = {later}'''
 
 
-def build(variant: str, data: Path, later: int, fits: int, smoke: bool) -> nbformat.NotebookNode:
-    """The notebook to run: import swapped (fastai), the injected cell, cut after `fits` fits."""
+def build(variant: str, data: Path, later: int, fits: int, fit_epochs: int | None,
+          skip: list[str]) -> nbformat.NotebookNode:
+    """The notebook to run: import swapped (fastai), the injected cell, cut after `fits` fits;
+    `fit_epochs` overrides every fit's epochs, cells containing a `skip` text are left out."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     cells, seen_import, n_fit = [], False, 0
     for cell in nb.cells:
@@ -66,8 +68,10 @@ def build(variant: str, data: Path, later: int, fits: int, smoke: bool) -> nbfor
             seen_import = True
             if variant == "fastai":
                 cell.source = "from fastai.vision.all import *"
-        if cell.cell_type == "code" and smoke:
-            cell.source = re.sub(r"fit_one_cycle\(\d+", "fit_one_cycle(1", cell.source)
+        if cell.cell_type == "code" and fit_epochs:
+            cell.source = re.sub(r"fit_one_cycle\(\d+", f"fit_one_cycle({fit_epochs}", cell.source)
+        if cell.cell_type == "code" and any(t in cell.source for t in skip):
+            continue
         cells.append(cell)
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             cells.append(nbformat.v4.new_code_cell(INJECTED.format(data=str(data), later=later),
@@ -103,8 +107,9 @@ def install_kernel(venv: Path) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     data = smoke_data(args.data, 20) if args.smoke else args.data
-    nb = build(args.variant, data, args.later_epochs, args.fits, args.smoke)
-    tag = args.variant + ("_smoke" if args.smoke else "")
+    fit_epochs = 1 if args.smoke else args.fit_epochs
+    nb = build(args.variant, data, args.later_epochs, args.fits, fit_epochs, args.skip)
+    tag = args.variant + ("_smoke" if args.smoke else args.tag)
     out = args.out or RESULTS / f"book_notebook_{tag}.json"
     home = None
     if args.variant == "fastai":
@@ -119,6 +124,7 @@ def run(args: argparse.Namespace) -> dict:
     res: dict = dict(variant=args.variant, kernel=kernel,
                      date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), data=str(data),
                      later_epochs=args.later_epochs, fits=args.fits, smoke=args.smoke,
+                     fit_epochs=fit_epochs, skip=args.skip,
                      resnette_home=str(home) if home else None, cells=[], loads=loads.rows,
                      cpu=_cpu(), command=" ".join(sys.argv))
     starts: dict[int, float] = {}
@@ -195,6 +201,8 @@ def table(results: Path) -> None:
     """The side by side from the two variants' JSON files."""
     got = {v: json.loads((results / f"book_notebook_{v}.json").read_text())
            for v in ("resnette", "fastai") if (results / f"book_notebook_{v}.json").exists()}
+    for r in got.values():   # a run stopped by hand: its interrupted cell ended in an error
+        r["cells"] = [c for c in r["cells"] if "error" not in c]
     print(f"{'section':<11}{'epochs':>7}{'book':>7}"
           + "".join(f"{v + ' acc':>14}{v + ' s':>12}" for v in got) + f"{'fastai/ours':>13}")
     for i, sec in enumerate(SECTIONS[:4]):
@@ -213,6 +221,14 @@ def table(results: Path) -> None:
         print(f"{v}: wall {r['wall_s']} s, cells {r.get('cells_s', '?')} s, load (1 min) "
               f"{min(loads):.1f}-{max(loads):.1f}, mean {sum(loads) / len(loads):.1f}; {r['date']}")
     if len(got) == 2:
+        both = set.intersection(*({c["index"] for c in r["cells"]} for r in got.values()))
+        sums = {v: [sum(c[k] for c in r["cells"] if c["index"] in both)
+                    for k in ("seconds", "cpu_s")] for v, r in got.items()}
+        print(f"cells both completed ({len(both)}, through cell {max(both)}): "
+              + ", ".join(f"{v} {w:.0f} s / {c:.0f} cpu-s" for v, (w, c) in sums.items())
+              + f"; fastai/resnette wall {sums['fastai'][0] / sums['resnette'][0]:.2f}x, "
+              f"cpu {sums['fastai'][1] / sums['resnette'][1]:.2f}x")
+    if len(got) == 2 and all(r.get("completed") for r in got.values()):
         ratio = got["fastai"]["wall_s"] / got["resnette"]["wall_s"]
         print(f"notebook wall, fastai / resnette: {ratio:.2f}x (target >= 2.5x)")
 
@@ -230,6 +246,9 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=None, help="RESNETTE_HOME (default: new, empty)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--fit-epochs", type=int, default=None, help="every fit this many epochs")
+    ap.add_argument("--skip", nargs="*", default=[], help="leave out cells containing these")
+    ap.add_argument("--tag", default="", help="suffix of the result files' names")
     args = ap.parse_args()
     if args.reparse:
         reparse(RESULTS)
