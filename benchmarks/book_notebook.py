@@ -18,7 +18,10 @@ IMAGENETTE_320/224 px is left out (20 epochs of it would take days on 2 cores). 
 an empty RESNETTE_HOME (its decode cache is built inside the timed run) unless --home is given.
 Writes benchmarks/results/book_notebook_<variant>.json after every cell (cells, seconds, each fit's
 final accuracy parsed from its output table, load averages once a minute) and the executed
-notebook beside it (.ipynb, not committed). --smoke: a 20-images-per-class subset, 1-epoch fits.
+notebook beside it (.ipynb, not committed). --smoke: a 20-images-per-class subset, 1-epoch fits;
+--fit-epochs N: every fit N epochs; --skip TEXT: leave out the cells containing TEXT (e.g.
+"lr_find()"); --tag: a suffix for the result files. Both variants at once under the same load,
+or back to back on a quiet machine; the CPU seconds per cell are the steadier measure under load.
 """
 from __future__ import annotations
 
