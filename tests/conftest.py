@@ -2,8 +2,10 @@
 
 The fast loop, `python -m pytest -m "not slow" tests`, leaves out what costs seconds per test:
 real `python -m resnette` processes that train, torchrun, wheel builds, executed notebooks,
-the fault and fuzz suites. CI runs everything. A test is slow when its module is listed in
-SLOW_MODULES (whole files of such tests) or when it carries `@pytest.mark.slow` itself.
+the fault and fuzz suites, and tests that train for more than a second or so. CI runs
+everything. A test is slow when its module is listed in SLOW_MODULES (whole files of such
+tests), when tests/slow.txt names it (measured: how it was made is at its top), or when it
+carries `@pytest.mark.slow` itself.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ SLOW_MODULES = {
     "test_report.py", "test_startup.py", "test_tensorboard.py", "test_train_integration.py",
 }
 SLOW_FOLDERS = {"faults"}          # the fault-injection and fuzz suites
+SLOW_TESTS = {line.strip() for line in (TESTS / "slow.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
 
 _HOME: tempfile.TemporaryDirectory | None = None
 
@@ -44,5 +48,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         path = Path(str(item.fspath))
-        if path.name in SLOW_MODULES or SLOW_FOLDERS & set(path.relative_to(TESTS).parts[:-1]):
+        relative = path.relative_to(TESTS)
+        node = "::".join([relative.as_posix(), *item.nodeid.split("::")[1:]])
+        if (path.name in SLOW_MODULES or SLOW_FOLDERS & set(relative.parts[:-1])
+                or node in SLOW_TESTS):
             item.add_marker(pytest.mark.slow)
