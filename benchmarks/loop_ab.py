@@ -32,7 +32,8 @@ def one(tree: Path, args: argparse.Namespace) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=str(tree.resolve()),
                RESNETTE_HOME=tempfile.mkdtemp(prefix="loop-ab-home-"))
     check = subprocess.run([sys.executable, "-c", "import resnette; print(resnette.__file__)"],
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+                           env=env, capture_output=True, text=True, check=True,
+                           cwd=tempfile.gettempdir()).stdout.strip()   # not the cwd's resnette
     assert check.startswith(str(tree.resolve())), f"{check} is not under {tree}"
     cmd = [sys.executable, str(HERE / "loop.py"), "--nets", *args.nets, "--train", str(args.train),
            "--bs", str(args.bs), "--out", str(out)]
