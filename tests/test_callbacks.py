@@ -142,6 +142,16 @@ def test_cancel_epoch_and_cancel_fit_end_where_fastai_ends():
     assert len(learn.recorder.rows) == 1
 
 
+def test_callbacks_added_after_creation_are_heard_as_fastais_are():
+    appended, added = Every(), Every()
+    learn = learner()
+    learn.cbs.append(appended)   # a list, as fastai's learn.cbs: appending works
+    learn.add_cb(added)
+    learn.fit(1, 1e-2)
+    assert appended.seen.count("after_fit") == 1 and added.seen.count("after_fit") == 1
+    assert appended.seen.count("before_batch") == added.seen.count("before_batch") > 0
+
+
 def test_a_callback_hears_only_the_events_it_overrides():
     class OnlyFit(Callback):
         def before_fit(self, learn):

@@ -130,6 +130,7 @@ class Learner(Inference, LearnerAPI):
         if sched.n_epoch < 1 or not sched.lr > 0:
             raise ResnetteError(f"need at least 1 epoch and a positive lr (got {sched.n_epoch}, "
                                 f"{sched.lr})")
+        self.cbs = self._cbs   # listeners again: a callback appended to learn.cbs is heard too
         first, skip = checkpoints.resume(self, sched) if resume else (0, 0)
         if (first, skip) == (0, 0):
             seed_everything(self.settings.seed)
