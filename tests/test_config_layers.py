@@ -39,8 +39,8 @@ def test_progressive_alone_sets_the_size_it_ends_at():
 
 
 @pytest.mark.parametrize("values, words", [
-    ({"progressive": [64, 192], "presize": 160, "size": 192}, "progressive sizes (64 192) must be at "
-                                                              "most presize (160)"),
+    ({"progressive": [64, 192], "presize": 160, "size": 192},
+     "progressive sizes (64 192) must be at most presize (160)"),
     ({"progressive": [64, 5000]}, "'size' must be at least 32 (five stride-2 layers need room) "
                                   "and at most 4096, got 5000"),            # capped as size is
     ({"recipe": "fast", "epochs": 2}, "progressive has 4 sizes (64 96 96 112) for 2 epoch(s)"),

@@ -139,8 +139,8 @@ DAMAGE = {   # file -> (how it is damaged, the commands that read it)
     "classes-std-zero": ("classes.json", _edit_json(std=[0.0, 0.2, 0.2]), "'std' must be positive"),
     "classes-std-nan": ("classes.json", _edit_json(std=[float("nan"), 0.2, 0.2]), "finite"),
     "classes-names-short": ("classes.json", _edit_json(names=["x"]), "'names'"),
-    "classes-three-classes": ("classes.json", _edit_json(vocab=["a", "b", "c"], names=["a", "b", "c"]),
-                              "classes"),
+    "classes-three-classes": ("classes.json",
+                              _edit_json(vocab=["a", "b", "c"], names=["a", "b", "c"]), "classes"),
     "config-not-toml": ("config.toml", lambda p: p.write_text("size = = 3\n"), "not valid TOML"),
     "config-bad-size": ("config.toml", lambda p: p.write_text(
         p.read_text().replace("size = 32", "size = 5")), "'size'"),

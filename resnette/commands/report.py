@@ -72,8 +72,10 @@ def render(run: Run) -> str:
                          [(describe(ev), ev["n"], ev.get("accuracy"), ev.get("top5"),
                            ev.get("loss")) for ev in others])]
     on = describe(evaluation) if evaluation else "the validation set"
-    captions = {**_CAPTIONS, "confusion": _CAPTIONS["confusion"].replace("the validation set", on),
-                "top_losses": _CAPTIONS["top_losses"].replace("validation images", f"images of {on}")}
+    captions = {**_CAPTIONS,
+                "confusion": _CAPTIONS["confusion"].replace("the validation set", on),
+                "top_losses": _CAPTIONS["top_losses"].replace("validation images",
+                                                              f"images of {on}")}
     figures = [_figure(run.plot(k), captions[k]) for k in PLOT_NAMES if run.plot(k).is_file()]
     if figures:
         parts += ["<h2>Plots</h2>", *figures]
