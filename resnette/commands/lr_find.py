@@ -9,6 +9,7 @@ claims a run folder (nor a run number) for it:
 from __future__ import annotations
 
 import argparse
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from resnette.display import lr_suggestions
 from resnette.run.config import TrainConfig, make_config, read_toml
 from resnette.run.folder import Run, default_name, resolve
 from resnette.run.lock import lock_run
+from resnette.run.outputs import guard_output
 from resnette.run.setup import build_data, check_arch, make_learner, model_for
 from resnette.train import distributed
 from resnette.train.precision import resolve as resolve_device
@@ -34,6 +36,7 @@ def lr_find_run(cfg: TrainConfig, out: str | Path | None = None, quiet: bool = F
     if run is None:
         name = cfg.name or default_name(cfg.data, cfg.arch, cfg.size)
         plot = Path(out) if out else Path(f"lr_find-{name}.png")
+        check_plot_place(plot)   # before the sweep: minutes of work, then nowhere to put it
         return plot, _sweep(cfg, plot, quiet)
     if out:
         raise ResnetteError(f"{run.path} is a run: its plot goes to {run.plot('lr_find')}; "
@@ -42,6 +45,18 @@ def lr_find_run(cfg: TrainConfig, out: str | Path | None = None, quiet: bool = F
     with lock_run(run.path, "resnette lr-find", "pass --out to write the plot elsewhere",
                   shared=True):
         return run.plot("lr_find"), _sweep(cfg, run.plot("lr_find"), quiet)
+
+
+def check_plot_place(plot: Path) -> None:
+    """One line now, not after the sweep, when the plot could not be written where asked: a
+    folder that is missing or read-only, or a run's own file (`--out runs/x/config.toml`)."""
+    guard_output(plot, ("lr_find*.png",), "lr-find")
+    folder = plot.parent
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise ResnetteError(f"cannot write {plot} ({e.strerror}); pass --out with a "
+                            "writable place") from None
 
 
 def existing_run(cfg: TrainConfig, root: str | Path = "runs") -> Run | None:

@@ -159,7 +159,7 @@ def read_only(tmp_path, baseline):
     (["export", "{ro}/run", "--out", "{ro}/m.onnx"], "cannot write {ro}/m.onnx (Read-only file system)"),
     (["train", "--resume", "--run-dir", "{ro}/run"], "cannot write to run folder {ro}/run (Read-only"),
     (["train", "--data", "digits", "--run-dir", "{ro}/new"], "cannot write to run folder {ro}/new (Read-only"),
-    (["lr-find", "--data", "digits", "--run-dir", "{ro}/new"], "cannot write to run folder {ro}/new"),
+    (["lr-find", "--data", "digits", "--out", "{ro}/lr.png"], "cannot write {ro}/lr.png (Read-only"),
 ])
 def test_read_only_places_are_one_line(world, read_only, cwd, args, words):
     before = digests(read_only)
