@@ -83,3 +83,16 @@ def lr_suggestions(valley: float, steepest: float, minimum: float) -> str:
     picks = {"valley": valley, "steepest": steepest, "minimum/10": minimum}
     return "suggested learning rates: " + ", ".join(f"{name} {show('lr', lr)}"
                                                     for name, lr in picks.items())
+
+
+# The look of resnette's HTML pages (report.html, `resnette runs html`): one style, so the
+# pages a user opens side by side read alike.
+PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0 1.5em; font-size: .9em; }
+td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #666; font-size: .9em; }
+"""

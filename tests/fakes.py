@@ -7,6 +7,9 @@ small conv net learns it in a few epochs on the CPU in well under a second.
 """
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +105,23 @@ def image_folder(root: Path, n_train: int = 4, n_valid: int = 2, classes=("cat",
                 Image.fromarray(px).save(root / split / c / f"{i}.png")
     return root
 
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def rendered_images(page: str, tmp_path: Path) -> tuple[int, int]:
+    """Open the HTML text `page` in headless Chromium (CHROMIUM must be installed) and count
+    its images that decoded (naturalWidth > 0): (decoded, all)."""
+    probe = tmp_path / "probe.html"
+    check = ("<script>window.addEventListener('load', () => { const i = [...document.images];"
+             " document.body.dataset.rendered = i.filter(x => x.complete && x.naturalWidth > 0)"
+             ".length + '/' + i.length; });</script>")
+    probe.write_text(page.replace("</body>", check + "</body>"))
+    out = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000",
+         "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=60)
+    found = re.search(r'data-rendered="(\d+)/(\d+)"', out.stdout)
+    assert found, out.stderr[-2000:]
+    return int(found[1]), int(found[2])

@@ -1,8 +1,6 @@
 """Plots from plain arrays, and the self-contained HTML report rendered in real Chromium."""
 import base64
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -13,8 +11,8 @@ from resnette.run import folder as runs
 from resnette.run.setup import prepare
 from resnette.run.config import TrainConfig, save_config
 from resnette.commands.report import build_report
+from fakes import CHROMIUM, rendered_images
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _png_size(path):
@@ -72,29 +70,12 @@ def test_report_without_plots_still_renders(tmp_path):
     assert "<img" not in build_report(run.path).read_text()
 
 
-def _rendered_images(html_path, tmp_path):
-    """Open the page in headless Chromium; count images that decoded (naturalWidth > 0)."""
-    probe = tmp_path / "probe.html"
-    check = ("<script>window.addEventListener('load', () => { const i = [...document.images];"
-             " document.body.dataset.rendered = i.filter(x => x.complete && x.naturalWidth > 0)"
-             ".length + '/' + i.length; });</script>")
-    probe.write_text(html_path.read_text().replace("</body>", check + "</body>"))
-    out = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000",
-         "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=60)
-    found = re.search(r'data-rendered="(\d+)/(\d+)"', out.stdout)
-    assert found, out.stderr[-2000:]
-    return int(found[1]), int(found[2])
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt: chromium)")
 def test_every_image_renders_in_chromium(tmp_path):
     run = make_run(tmp_path)
     page = build_report(run.path)
-    assert _rendered_images(page, tmp_path) == (5, 5)
+    assert rendered_images(page.read_text(), tmp_path) == (5, 5)
     # The check can fail: a corrupt image is reported as not rendered.
     broken = tmp_path / "broken.html"
     broken.write_text(page.read_text().replace("base64,iVBOR", "base64,AAAA", 1))
-    assert _rendered_images(broken, tmp_path) == (4, 5)
+    assert rendered_images(broken.read_text(), tmp_path) == (4, 5)

@@ -11,7 +11,7 @@ import html
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from resnette.display import show, show_setting
+from resnette.display import PAGE_STYLE, show, show_setting
 from resnette.run.claim import open_existing
 from resnette.run.outputs import guard_output
 from resnette.run.config import as_dict
@@ -22,15 +22,7 @@ from resnette.run.reading import (check_run_files, other_evaluations, read_confi
 from resnette.run.lock import lock_run
 from resnette.utils import atomic_write
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
-table { border-collapse: collapse; margin: .5em 0 1.5em; font-size: .9em; }
-td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
-figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #666; font-size: .9em; }
-"""
+_STYLE = PAGE_STYLE
 
 _CAPTIONS = {
     "curves": "Training and validation loss, and the metrics, after each epoch.",

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from resnette.display import format_time, show, show_setting
+from resnette.display import PAGE_STYLE, format_time, show, show_setting
 from resnette.run.compare import RunSummary, load_runs, when
 from resnette.run.compare_select import diff
 
@@ -141,16 +141,7 @@ def curves_figure(summaries: Sequence[RunSummary]) -> "Figure":
     return fig
 
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
-table { border-collapse: collapse; margin: .5em 0 1.5em; font-size: .9em; }
-td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
-td.text { text-align: left; } tr.damaged td { color: #a00; }
-figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #666; font-size: .9em; }
-"""
+_STYLE = PAGE_STYLE + "td.text { text-align: left; } tr.damaged td { color: #a00; }\n"
 
 
 def _e(v: Any) -> str:
