@@ -41,8 +41,8 @@ def test_progressive_alone_sets_the_size_it_ends_at():
 @pytest.mark.parametrize("values, words", [
     ({"progressive": [64, 192], "presize": 160, "size": 192},
      "progressive sizes (64 192) must be at most presize (160)"),
-    ({"progressive": [64, 5000]}, "'size' must be at least 32 (five stride-2 layers need room) "
-                                  "and at most 4096, got 5000"),            # capped as size is
+    ({"progressive": [64, 5000]}, "'progressive' must be a list of up to 100 sizes, each at "
+                                  "least 32 and at most 4096 (as size)"),   # capped as size is
     ({"recipe": "fast", "epochs": 2}, "progressive has 4 sizes (64 96 96 112) for 2 epoch(s)"),
     ({"progressive": [64, 96], "size": 128}, "the last progressive size (96) is the size the run "
                                              "ends at, but size is 128"),

@@ -175,7 +175,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     hints = type_hints()
     for f in fields(cfg):
         setattr(cfg, f.name, _check_type(f.name, getattr(cfg, f.name), hints[f.name]))
-    check_limits({f.name: getattr(cfg, f.name) for f in fields(cfg)}, "config key", _RANGES)
+    values = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    # progressive first: a `size` it implied (its last entry) is wrong only because the list is
+    check_limits({"progressive": values.pop("progressive"), **values}, "config key", _RANGES)
     if cfg.bs == 1:   # training only (evaluate may use 1): batchnorm learns from batch statistics
         raise ResnetteError("config key 'bs' is 1: batchnorm needs at least two images a batch "
                             "to train; use --bs 2 or more")
