@@ -18,7 +18,7 @@ TRAIN = ["train", "--data", "no-such-folder", "--arch", "simple_cnn", "--quiet"]
     (TRAIN + ["--epochs", "1000000000"], "'epochs' must be at least 1 and at most 10000"),
     (TRAIN + ["--bs", "100000000"], "'bs' must be at least 1 and at most 65536"),
     (TRAIN + ["--valid-every", "99999999"], "'valid_every' must be 0 (the last epoch only) to 10000"),
-    (TRAIN + ["--progressive", "32", "100000"], "and at most 4096, got 100000"),   # size or progressive
+    (TRAIN + ["--progressive", "32", "100000"], "'progressive' must be a list of up to 100 sizes, each at least 32 and at most 4096"),
     (TRAIN + ["--mixup", "1e9"], "'mixup' must be a Beta alpha, 0 (off) to 100"),
     (["evaluate", "runs/x", "--bs", "100000000"], "argument --bs: must be at least 1 and at most 65536"),
     (["summary", "xresnet18", "--classes", "1000000000000"], "argument --classes: must be at least 1 and at most 100000"),
