@@ -143,8 +143,8 @@ def _header_size(shape: tuple[int, ...]) -> int:
 def _build(final: Path, root: Path, files: list[Path], shape: tuple[int, ...], method: str,
            workers: int) -> None:
     n, presize, _, channels = shape
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
         store_path = str(tmp / "images.npy")
         offset = _header_size(shape)
         with open(store_path, "wb") as f:
@@ -183,7 +183,10 @@ def _build(final: Path, root: Path, files: list[Path], shape: tuple[int, ...], m
         os.chmod(tmp, umask_mode(0o777))   # mkdtemp's 0700: shared caches stay shareable
         os.replace(tmp, final)   # we hold the entry's lock and removed any old `final`
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # every temporary folder of this entry, also one a Ctrl-C left as mkdtemp returned:
+        # the caller holds the entry's lock, so no other process is building it
+        for left in final.parent.glob(f".{final.name}.*.tmp"):
+            shutil.rmtree(left, ignore_errors=True)
 
 
 def decode_into(store_path: str, offset: int, presize: int, method: str, channels: int,
