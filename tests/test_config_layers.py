@@ -10,6 +10,7 @@ from fakes import image_folder
 from resnette.cli import main
 from resnette.run.config import IMPLIES, make_config
 from resnette.run.tomlfile import read_toml
+from resnette.train import precision as precision_module
 from resnette.utils import ResnetteError
 
 
@@ -52,10 +53,13 @@ def test_combinations_that_cannot_be_trained_are_one_line(values, words):
         make_config({}, values)
 
 
+@pytest.mark.parametrize("kind,precision,channels_last",
+                         [("avx2", "fp32", False), ("amx", "bf16", True)])
 def test_recipe_fast_with_size_32_trains_and_validates_at_32_and_records_what_was_used(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, kind, precision, channels_last):
     """The issue's case: before, it trained at 96 px and validated at 128 px, while config.toml
-    said size = 32."""
+    said size = 32. Both rows of the CPU table that differ, whatever this CPU is."""
+    monkeypatch.setattr(precision_module, "cpu_kind", lambda: kind)
     monkeypatch.chdir(tmp_path)
     data = image_folder(tmp_path / "pets", 6, 3)
     assert main(["train", "--recipe", "fast", "--data", str(data), "--arch", "simple_cnn",
@@ -68,5 +72,6 @@ def test_recipe_fast_with_size_32_trains_and_validates_at_32_and_records_what_wa
         assert z["images"].shape[1:3] == (32, 32)
     saved = read_toml(run / "config.toml")
     assert (saved["size"], saved["progressive"], "test_size" in saved) == (32, [], False)
-    assert (saved["precision"], saved["device"], saved["channels_last"]) == ("fp32", "cpu", False)
+    assert (saved["precision"], saved["device"], saved["channels_last"]) == \
+        (precision, "cpu", channels_last)
     assert make_config(saved).size == 32          # the record rebuilds the same settings

@@ -15,7 +15,7 @@ from fakes import FakeDataLoaders, image_folder, tiny_net
 from resnette.data import folder
 from resnette.models import create_model
 from resnette.train import ClassificationInterpretation, Learner, SuggestedLRs, load_learner
-from resnette.train.precision import cpu_has_native_bf16
+from resnette.train.precision import autocast, cpu_has_native_bf16
 from resnette.utils import ResnetteError
 
 
@@ -44,16 +44,23 @@ def real(tmp_path_factory):
     return learn
 
 
-def test_get_preds_is_probabilities_targets_decoded_and_losses_in_order(trained):
-    probs, targs, decoded, losses = trained.get_preds(with_decoded=True, with_loss=True)
-    x = torch.cat([xb for xb, _ in trained.dls.valid])
-    y = torch.cat([yb for _, yb in trained.dls.valid])
-    logits = trained.model.eval()(x).detach()
-    assert probs.shape == (40, 3) and torch.allclose(probs.sum(1), torch.ones(40), atol=1e-5)
-    assert torch.allclose(probs, logits.softmax(1), atol=1e-5)   # fastai: softmax for CE
+@pytest.mark.parametrize("precision,atol", [("fp32", 1e-5), ("bf16", 2e-2)])
+def test_get_preds_is_probabilities_targets_decoded_and_losses_in_order(precision, atol):
+    """get_preds runs in the training precision (as fastai's does): compared with the model run
+    by hand in that precision, to that precision's tolerance (bf16 keeps 8 bits of mantissa)."""
+    learn = learner(lr=1e-2, precision=precision)
+    learn.fit_one_cycle(1)
+    probs, targs, decoded, losses = learn.get_preds(with_decoded=True, with_loss=True)
+    x = torch.cat([xb for xb, _ in learn.dls.valid])
+    y = torch.cat([yb for _, yb in learn.dls.valid])
+    with torch.no_grad(), autocast(precision, "cpu"):
+        logits = learn.model.eval()(x).float()
+    assert probs.dtype == torch.float32 and probs.shape == (40, 3)
+    assert torch.allclose(probs.sum(1), torch.ones(40), atol=1e-5)
+    assert torch.allclose(probs, logits.softmax(1), atol=atol)   # fastai: softmax for CE
     assert torch.equal(targs, y) and torch.equal(decoded, probs.argmax(1))
-    assert torch.allclose(losses, F.cross_entropy(logits, y, reduction="none"), atol=1e-5)
-    assert len(trained.get_preds()) == 2
+    assert torch.allclose(losses, F.cross_entropy(logits, y, reduction="none"), atol=atol * 5)
+    assert len(learn.get_preds()) == 2
 
 
 def test_validate_is_fastais_list_of_valid_loss_and_metrics(trained):

@@ -2,6 +2,8 @@
 command line and the benchmarks, from one table (resnette/train/precision.py)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -10,21 +12,43 @@ from resnette.cli import main
 from resnette.commands.bench import train_rate
 from resnette.run.config import make_config
 from resnette.train import Learner, resolve
+from resnette.train import precision as precision_module
 from resnette.train.precision import cpu_has_native_bf16
 from resnette.utils import ResnetteError
 
 
-def test_the_cpu_column_of_the_table():
+# The CPU table's rows, each checked on any CPU: the kind is what the flags would say, and
+# bf16 runs everywhere (only slower where it is emulated).
+CPU_ROWS = [("amx", "bf16", True), ("avx512_bf16", "bf16", True), ("avx2", "fp32", False),
+            ("other", "fp32", False)]
+
+
+@pytest.mark.parametrize("kind,precision,channels_last", CPU_ROWS)
+def test_the_cpu_column_of_the_table(monkeypatch, kind, precision, channels_last):
+    monkeypatch.setattr(precision_module, "cpu_kind", lambda: kind)
     auto = resolve("auto", "cpu")
     assert auto.device == torch.device("cpu")
-    assert auto.precision == ("bf16" if cpu_has_native_bf16() else "fp32")
-    assert auto.channels_last is False          # None = where it pays: not on a CPU
+    assert (auto.precision, auto.channels_last) == (precision, channels_last)
+    assert cpu_has_native_bf16() == (precision == "bf16")
+    # channels-last where it pays depends on the precision actually used, not on "auto"
+    assert resolve("bf16", "cpu").channels_last is (kind in ("amx", "avx512_bf16"))
+    assert resolve("fp32", "cpu").channels_last is (kind in ("amx", "avx512_bf16"))
     assert resolve("bf16", "cpu").precision == "bf16" and resolve("fp32", "cpu").precision == "fp32"
     assert resolve("fp32", "cpu", channels_last=True).channels_last is True   # asked for: honoured
+    assert resolve("bf16", "cpu", channels_last=False).channels_last is False
     with pytest.raises(ResnetteError, match="fp16 needs a CUDA GPU.*bf16 or fp32"):
         resolve("fp16", "cpu")
     with pytest.raises(ResnetteError, match="unknown precision 'fp8'"):
         resolve("fp8", "cpu")
+
+
+def test_the_cpu_kind_is_read_from_this_machines_flags():
+    flags = set(open("/proc/cpuinfo").read().split()) if os.path.exists("/proc/cpuinfo") else set()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo here")
+    expected = ("amx" if {"avx512_bf16", "amx_tile"} <= flags else "avx512_bf16"
+                if "avx512_bf16" in flags else "avx2" if "avx2" in flags else "other")
+    assert precision_module.cpu_kind() == expected
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

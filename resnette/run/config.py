@@ -91,7 +91,7 @@ class TrainConfig:
                           "it, else fp16 on a GPU, fp32 on a CPU; fp16 needs a GPU)")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     channels_last: bool | None = _opt(None, "channels-last memory format (default: where it pays: "
-                                      "on a GPU, not on a CPU, whose batchnorm is slower in it)")
+                                      "on a GPU, and on CPUs with AVX512-BF16 or AMX)")
     compile: bool = _opt(False, "torch.compile the model")
     seed: int = _opt(0, "random seed: the same seed on the same machine repeats a run")
     # -- many GPUs (torchrun; docs/DISTRIBUTED.md)

@@ -72,7 +72,7 @@ class Inference:
         return (ema.module if ema else self.model if self.ddp else self.forward_model).eval()
 
     def _logits(self, model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
-        if self.channels_last:
+        if self.channels_last and x.dim() == 4:   # NHWC is a layout of image batches only
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.precision, self.device.type):
             return predict_logits(model, x, tta)

@@ -17,9 +17,23 @@ The command line, the Python API (`Learner(precision=...)`) and the benchmarks a
     weights are saved in) on `resolve(INFERENCE)`'s device; the Learner's own validation and
     predictions run in its training precision, as fastai's do.
 
-    channels_last=None (the default everywhere) means "where it pays": NHWC lets cuDNN use
-    tensor cores on a GPU, but PyTorch's CPU batchnorm is 2-5x slower in NHWC
-    (benchmarks/models.py), so True on CUDA, False on a CPU.
+    channels_last=None (the default everywhere) means "where it pays": on a CUDA GPU always
+    (NHWC lets cuDNN use tensor cores); on a CPU, by the CPU's kind and the precision, below.
+
+The CPU table (`CPU_TABLE`), read from the CPU's flags (`cpu_kind`). xresnet18 training
+images/s, 128 px, bs 64, 2 cores, `python benchmarks/cpu_kinds.py`, 2026-12-06 on a Xeon with
+AMX; "avx512_bf16" is that Xeon with oneDNN capped to AVX512-BF16 (a stand-in, not the chip);
+"avx2" is a real AMD EPYC's quietest run (BENCHMARKS.md, "Models"), where NHWC loses:
+
+    kind          fp32 NCHW / NHWC   bf16 NCHW / NHWC    auto    NHWC in bf16   NHWC in fp32
+    amx               38 / 49            90 / 121        bf16    yes            yes
+    avx512_bf16       38 / 45            43 / 45         bf16    yes            yes
+    avx2              28 / 24         emulated, ~3       fp32    no             no
+    other         (not measured: the safe row)           fp32    no             no
+
+Without AMX, bf16 ties fp32 on the stand-in; it stays the choice there (half the memory
+traffic, and the row a real Cooper Lake would be expected to win), to be re-measured natively.
+The same rows with the matrix-product shares: BENCHMARKS.md, "CPU kinds".
 
 "auto" on a CPU reads the CPU's feature flag rather than timing a matmul: where oneDNN only
 emulates bf16 a training step is 3-5x SLOWER than fp32, and a flag gives the same answer in
@@ -35,6 +49,9 @@ import torch
 from ..utils import ResnetteError
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+# kind: (auto's precision, channels-last where it pays for bf16, for fp32); see the docstring
+CPU_TABLE = {"amx": ("bf16", True, True), "avx512_bf16": ("bf16", True, True),
+             "avx2": ("fp32", False, False), "other": ("fp32", False, False)}
 CHOICES = ("auto", *DTYPES)
 INFERENCE = "fp32"   # evaluate and predict: a few batches, in the weights' own precision
 
@@ -69,11 +86,14 @@ def resolve(precision: str = "auto", device: str | torch.device = "auto",
         if on_gpu:
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            precision = "bf16" if cpu_has_native_bf16() else "fp32"
+            precision = CPU_TABLE[cpu_kind()][0]
     if precision == "fp16" and not on_gpu:
         raise ResnetteError(f"precision fp16 needs a CUDA GPU (the device is {dev}); "
                             "use bf16 or fp32 on the CPU")
-    return Compute(dev, precision, on_gpu if channels_last is None else bool(channels_last))
+    if channels_last is None:
+        _, bf16_nhwc, fp32_nhwc = CPU_TABLE[cpu_kind()]
+        channels_last = on_gpu or (bf16_nhwc if precision == "bf16" else fp32_nhwc)
+    return Compute(dev, precision, bool(channels_last))
 
 
 def half(device: torch.device) -> tuple[str, str]:
@@ -87,11 +107,20 @@ def half(device: torch.device) -> tuple[str, str]:
                     "training in float32, its fastest")
 
 
-def cpu_has_native_bf16() -> bool:
+def cpu_kind() -> str:
+    """This CPU's row of `CPU_TABLE`: "amx", "avx512_bf16", "avx2" or "other", from its flags
+    (the same answer in every process, so a config repeats the same run)."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        cpu = torch.cpu
+        if cpu._is_avx512_bf16_supported():
+            return "amx" if cpu._is_amx_tile_supported() else "avx512_bf16"
+        return "avx2" if cpu._is_avx2_supported() else "other"
     except (AttributeError, RuntimeError):
-        return False
+        return "other"
+
+
+def cpu_has_native_bf16() -> bool:
+    return CPU_TABLE[cpu_kind()][0] == "bf16"
 
 
 def autocast(precision: str, device_type: str):

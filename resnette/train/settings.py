@@ -62,7 +62,7 @@ class Settings:
     wd: float = 0.01                     # decoupled weight decay, never on batchnorm or bias
     moms: tuple[float, float, float] = (0.95, 0.85, 0.95)   # fastai's one-cycle momentum
     precision: str = "auto"              # resolved by train/precision.py's table
-    channels_last: bool | None = None    # None: where it pays (GPU yes, CPU no)
+    channels_last: bool | None = None    # None: where it pays (precision.CPU_TABLE)
     compile: bool = False                # torch.compile the forward
     clip: float | None = None            # max gradient norm
     ema: float | None = None             # decay of an average of the weights, e.g. 0.999
