@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import re
+
 import pytest
 
 from resnette.commands.reproduce import markdown, names
@@ -64,8 +66,12 @@ def test_bench_table_has_every_stage():
     for stage in ("| data |", "| model |", "| end to end |"):
         assert stage in table
     assert "images/s" in table and "GFLOP/s" in table
-    chosen = resolve("auto").precision   # one rule: the model rows train in what "auto" means
-    assert f"training step ({chosen}, bs" in table and f"inference ({chosen}, bs" in table
+    chosen = resolve("auto")   # one rule: the model rows train in what "auto" means
+    layout = "channels-last" if chosen.channels_last else "NCHW"
+    assert f"training step ({chosen.precision}, {layout}, bs" in table
+    assert f"inference ({chosen.precision}, bs" in table
+    share = re.search(rf"step's share of the {chosen.precision} matrix-product rate \| (\d+)% \|", table)
+    assert share and 0 <= int(share[1]) <= 100, table
 
 
 def test_bench_rates_take_every_precision_choice_as_resolve_does():

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from resnette.data import from_arrays
-from resnette.models import create_model
+from resnette.models import create_model, summary
 from resnette.train.learner import Learner
 from resnette.train.precision import Compute, autocast, resolve
 from resnette.utils import ResnetteError
@@ -165,16 +165,23 @@ def bench_table(quick: bool = False, device: str = "auto", arch: str = "xresnet1
     dls = synthetic_data(n, presize, size, bs, device)
     rows = [("data", f"augmented batches ({size} px from {presize})",
              f"{loader_rate(dls.train):,.0f} images/s")]
+    rates = {}
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
-        rate = matmul_rate(dtype, n=512 if quick else 1024, device=device)
-        rows.append(("model", f"matrix product, {name}", f"{rate / 1e9:,.1f} GFLOP/s"))
+        rates[name] = matmul_rate(dtype, n=512 if quick else 1024, device=device)
+        rows.append(("model", f"matrix product, {name}", f"{rates[name] / 1e9:,.1f} GFLOP/s"))
     steps = 2 if quick else 3
-    train = train_rate(create_model(arch, n_out=10), bs=bs, size=size, precision=precision,
-                       device=device, steps=steps)
+    model = create_model(arch, n_out=10)
+    macs = summary(model, size=size).macs
+    train = train_rate(model, bs=bs, size=size, precision=precision, device=device, steps=steps)
     infer = inference_rate(create_model(arch, n_out=10), bs=bs, size=size, precision=precision,
                            device=device, steps=steps)
-    rows.append(("model", f"{arch} training step ({precision}, bs {bs})",
+    layout = "channels-last" if compute.channels_last else "NCHW"
+    rows.append(("model", f"{arch} training step ({precision}, {layout}, bs {bs})",
                  f"{train:,.0f} images/s"))
+    # the yardstick of issue 25: the step's FLOP/s over the matrix-product rate of its precision
+    share = train_flops_per_image(macs) * train / rates[precision]
+    rows.append(("model", f"{arch} step's share of the {precision} matrix-product rate",
+                 f"{100 * share:.0f}%"))
     rows.append(("model", f"{arch} inference ({precision}, bs {bs})", f"{infer:,.0f} images/s"))
     e2e = learner_rate(dls, arch, precision)
     rows.append(("end to end", f"Learner epoch, {arch} ({precision})", f"{e2e:,.0f} images/s"))
