@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from resnette.models.layers import BlurPool, SimpleSelfAttention
+from resnette.models.weights import check_weights
 from resnette.utils import ResnetteError
 
 # our architecture -> the counterpart's model name (timm.create_model / fastai's function)
@@ -125,7 +126,9 @@ def from_format(model: torch.nn.Module, tensors: dict[str, torch.Tensor], fmt: s
         if tuple(tensors[theirs].shape) != tuple(own[k].shape) and k not in head:
             raise ResnetteError(f"{source}: {theirs} is {tuple(tensors[theirs].shape)} there and "
                                 f"{tuple(own[k].shape)} here; check --arch and the image channels")
-    return {ours[t]: v for t, v in tensors.items()}
+    renamed = {ours[t]: v for t, v in tensors.items()}
+    check_weights(renamed, own, source)
+    return renamed
 
 
 def detect(keys: Iterable[str]) -> str | None:

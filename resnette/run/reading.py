@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import unicodedata
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from resnette.data.classes import class_info, strings
 from resnette.run.config import TrainConfig, make_config, read_toml
 from resnette.run.folder import Run, read_metrics as _read_metrics
 from resnette.utils import ResnetteError
@@ -77,42 +77,13 @@ def _json(path: Path, advice: str) -> Any:
         raise ResnetteError(f"cannot read {path} ({e.strerror})") from None
 
 
-def _strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _numbers(value: Any, n: int) -> bool:
-    return (isinstance(value, list) and len(value) == n and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        for v in value))
-
-
 def check_classes(data: Any, where: Path, advice: str = CLASSES_ADVICE) -> dict:
-    """classes.json's content (or the same embedded in an export), complete and usable: a
-    list of unique class names, as many human names, and per channel a finite mean and a
-    positive finite std (a zero std would divide every pixel by zero)."""
-    def bad(what: str) -> ResnetteError:
-        return damaged(where, what, advice)
-    if not isinstance(data, dict):
-        raise bad(f"a JSON object with 'vocab' expected, got {type(data).__name__}")
-    vocab = data.get("vocab")
-    if not _strings(vocab) or not vocab:
-        raise bad("'vocab' must be a non-empty list of class names")
-    if len(set(vocab)) != len(vocab):
-        raise bad("'vocab' names a class twice")
-    names = data.get("names") or vocab
-    if not _strings(names) or len(names) != len(vocab):
-        raise bad(f"'names' must be a list of {len(vocab)} names, one per class")
-    channels = data.get("channels", 3)
-    if channels not in (1, 3) or isinstance(channels, bool):
-        raise bad(f"'channels' must be 1 or 3, got {channels!r}")
-    mean, std = data.get("mean", [0.5] * channels), data.get("std", [0.5] * channels)
-    if not _numbers(mean, channels) or not _numbers(std, channels):
-        raise bad(f"'mean' and 'std' must be {channels} finite number(s) each")
-    if any(s <= 0 for s in std):
-        raise bad(f"'std' must be positive, got {std}: images would be divided by it")
-    return {"vocab": list(vocab), "names": list(names), "mean": [float(m) for m in mean],
-            "std": [float(s) for s in std], "channels": int(channels)}
+    """classes.json's content (or the same embedded in an export), complete and usable
+    (data/classes.py says what that is)."""
+    try:
+        return class_info(data)
+    except ValueError as e:
+        raise damaged(where, str(e), advice) from None
 
 
 def read_classes(path: str | Path) -> dict:
@@ -151,7 +122,7 @@ def read_evaluation(path: str | Path, advice: str = "") -> dict | None:
     if not isinstance(ev.get("split", ""), str):
         raise bad("'split' must be text")
     names = ev.get("names")
-    if names is not None and not _strings(names):
+    if names is not None and not strings(names):
         raise bad("'names' must be a list of class names")
     cm = ev.get("confusion")
     if cm is not None:

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from ..models.weights import check_finite_state, check_weights
 from ..utils import ResnetteError, atomic_write
 from .schedules import Schedule
 
@@ -123,7 +124,8 @@ def _check_crcs(path: Path) -> None:
 
 
 def check_compatible(model: nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:
-    """Refuse weights from another architecture, or the same one with another class count."""
+    """Refuse weights from another architecture, the same one with another class count, or
+    values no trained model holds (NaN, 1e30, integers, complex: models/weights.py)."""
     own = model.state_dict()
     if set(own) != set(weights):
         missing = sorted(set(own) - set(weights))[:2]
@@ -141,6 +143,7 @@ def check_compatible(model: nn.Module, weights: dict[str, torch.Tensor], source:
             raise ResnetteError(
                 f"{source} is for another architecture ({k}: {tuple(weights[k].shape)} there, "
                 f"{tuple(v.shape)} here); use the same --arch it was trained with")
+    check_weights(weights, own, source)
 
 
 def rng_state() -> dict:
@@ -201,6 +204,11 @@ def load_into(learn, path: str | Path, with_opt: bool = True) -> dict:
     """Load a checkpoint's weights (and optimizer, EMA and scaler state) into `learn`."""
     state = load_checkpoint(path)
     check_compatible(learn.model, state["model"], str(path))
+    if with_opt:   # checked before anything is loaded: a refused file leaves `learn` as it was
+        averaged = (state.get("callbacks") or {}).get("average_weights") or state.get("ema")
+        if isinstance(averaged, dict):
+            check_weights(averaged, learn.model.state_dict(), f"{path} (its averaged weights)")
+        check_finite_state(state.get("optimizer"), str(path), "optimizer state")
     learn.model.load_state_dict(state["model"])
     if with_opt:
         learn.opt.load_state_dict(state["optimizer"])

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..data.classes import class_info, strings
 from ..utils import ResnetteError
 from .checkpoints import check_compatible
 from .export import FORMAT, read_safetensors
@@ -43,15 +44,7 @@ def load_learner(path: str | Path, cpu: bool = True):
     from ..models import create_model
     folder = Path(path)
     folder = folder.parent if folder.is_file() else folder
-    try:
-        info = tomllib.loads((folder / "learner.toml").read_text("utf-8"))
-    except FileNotFoundError:
-        raise ResnetteError(f"{folder} is not a resnette export (no learner.toml); write one "
-                            "with learn.export()") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ResnetteError(f"{folder / 'learner.toml'} is damaged ({e})") from None
-    if info.get("format") != FORMAT:
-        raise ResnetteError(f"{folder} is not a resnette export ({FORMAT} expected)")
+    info = _read_info(folder / "learner.toml")
     arch = dict(info["arch"])
     model = create_model(arch.pop("name"), **arch)
     weights, _ = read_safetensors(folder / "model.safetensors")
@@ -64,3 +57,36 @@ def load_learner(path: str | Path, cpu: bool = True):
         dls.train = SimpleNamespace(device="cuda")
     return Learner(dls, model, metrics=info["learner"]["metrics"], quiet=True,
                    precision="fp32" if cpu else "auto")
+
+
+def _read_info(path: Path) -> dict:
+    """learner.toml, checked for what `load_learner` needs: the architecture's name and
+    outputs, one class name per output (data/classes.py), the image size, the metrics."""
+    try:
+        info = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ResnetteError(f"{path.parent} is not a resnette export (no learner.toml); write "
+                            "one with learn.export()") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ResnetteError(f"{path} is damaged ({e})") from None
+    if info.get("format") != FORMAT:
+        raise ResnetteError(f"{path.parent} is not a resnette export ({FORMAT} expected)")
+
+    def damaged(what: str) -> ResnetteError:
+        return ResnetteError(f"{path} is damaged ({what}); export the Learner again")
+    arch, data, learner = (info.get(k) for k in ("arch", "data", "learner"))
+    if not (isinstance(arch, dict) and isinstance(arch.get("name"), str)):
+        raise damaged("[arch] must name the architecture")
+    n_out = arch.get("n_out", 1000)   # create_model's default, as it was when exported
+    if not isinstance(n_out, int) or isinstance(n_out, bool) or n_out < 1:
+        raise damaged(f"[arch] n_out must be a positive number of outputs, got {n_out!r}")
+    try:
+        classes = class_info(data, n_out)
+    except ValueError as e:
+        raise damaged(f"[data]: {e}") from None
+    size = data.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise damaged(f"[data] size must be a positive number of pixels, got {size!r}")
+    if not (isinstance(learner, dict) and strings(learner.get("metrics"))):
+        raise damaged("[learner] metrics must be a list of metric names")
+    return {**info, "data": {**classes, "size": size}}

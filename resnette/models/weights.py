@@ -1,0 +1,93 @@
+"""What weights read from a file must be before they go into a model: checked for their
+values, not only their names and shapes.
+
+`load_state_dict` copies whatever it is given into the model's own tensors, casting on the
+way: int64 weights become floats silently, complex ones lose their imaginary part with a
+warning, and NaN or 1e30 load without a word. Training then ends many batches later with
+"loss became NaN; lower the learning rate", which blames the wrong thing. So every path that
+loads weights from outside (`--init-from`, `--resume`, `load_learner`, `learn.load`, and the
+commands that rebuild a trained model) passes the tensors through `check_weights` first, and
+a bad file is refused in one line that names it.
+
+The rules, for each tensor the model has under the same key:
+- the model's tensor is floating point (parameters; buffers such as BatchNorm's running mean
+  and variance): the file's must be real floating point (float16/bfloat16/float32/float64,
+  not integer, bool or complex), every value finite, and |value| <= MAX_ABS_WEIGHT;
+- the model's tensor is an integer (BatchNorm's `num_batches_tracked`, a count): the file's
+  must be an integer too, and not negative.
+
+MAX_ABS_WEIGHT = 1e6: trained weights of a batch-normalised net sit far below 1 (weight decay
+keeps them there) and BatchNorm's running variances of normalised images stay within a few
+hundred; a value past a million is garbage or an attack, and in float32 a few of them
+multiplied through the net overflow to inf (1e30 squared already does).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+
+from resnette.utils import ResnetteError
+
+MAX_ABS_WEIGHT = 1e6
+
+ADVICE = "these are not a trained model's weights; load another file or train again"
+
+
+def check_weights(weights: Mapping[str, object], own: Mapping[str, torch.Tensor],
+                  source: str) -> None:
+    """Refuse (one line naming `source`) the first tensor of `weights` that is not what the
+    model's tensor of the same name (`own`, its state dict) must hold. Keys the model does not
+    have are left to the caller's name-and-shape check."""
+    for key, mine in own.items():
+        if key in weights:
+            why = _wrong(weights[key], mine)
+            if why:
+                raise ResnetteError(f"refusing the weights in {source}: {key} {why}; {ADVICE}")
+
+
+def _wrong(value: object, mine: torch.Tensor) -> str | None:
+    """Why `value` cannot stand in for the model's tensor `mine`, or None when it can."""
+    if not isinstance(value, torch.Tensor):
+        return f"is a {type(value).__name__}, not a tensor"
+    kind = str(value.dtype).removeprefix("torch.")
+    if not mine.is_floating_point():
+        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            return f"is {kind} where the model counts in integers"
+        if value.numel() and bool((value < 0).any()):
+            return "is a negative count"
+        return None
+    if not value.is_floating_point():
+        return f"is {kind}, not real floating point"
+    if value.numel() == 0:
+        return None
+    wide = value.detach().to("cpu", torch.float64)
+    if bool(torch.isnan(wide).any()):
+        return "holds NaN"
+    if not bool(torch.isfinite(wide).all()):
+        return "holds an infinite value"
+    biggest = float(wide.abs().max())
+    if biggest > MAX_ABS_WEIGHT:
+        return f"holds {biggest:.3g}, beyond the {MAX_ABS_WEIGHT:.0e} any trained weight stays within"
+    return None
+
+
+def check_finite_state(state: object, source: str, what: str) -> None:
+    """Refuse a NaN or infinite value anywhere in `state` (nested dicts and lists of tensors
+    and numbers: an optimizer's momenta, a scaler's scale), which would turn the first step
+    after loading into NaN weights. No magnitude bound here: such states are not weights."""
+    stack = [state]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, torch.Tensor) and (item.is_floating_point() or item.is_complex()):
+            if item.numel() and not bool(torch.isfinite(item.detach()).all()):
+                raise ResnetteError(f"refusing {source}: its {what} holds NaN or infinite values; "
+                                    "resume from another checkpoint or start the run again")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ResnetteError(f"refusing {source}: its {what} holds NaN or infinite values; "
+                                "resume from another checkpoint or start the run again")
