@@ -114,3 +114,14 @@ def test_optimizer_state_must_be_finite():
             check_finite_state(state, "c.pt", "optimizer state")
         with pytest.raises(ResnetteError, match="optimizer state"):
             check_finite_state({"param_groups": [{"lr": bad}]}, "c.pt", "optimizer state")
+
+
+def test_without_a_model_each_tensor_is_judged_by_its_own_type():
+    """A checkpoint is checked before its run is touched, when no model is built yet."""
+    check_weights({"w": torch.ones(2), "n": torch.tensor(5)}, None, "c.pt")
+    for bad, words in ((torch.tensor([1.0, float("nan")]), "holds NaN"),
+                       (torch.ones(2, dtype=torch.complex64), "is complex64, not real"),
+                       (torch.ones(2, dtype=torch.bool), "is bool, not real"),
+                       (torch.tensor(-1), "is a negative count"), ("text", "is a str, not a")):
+        with pytest.raises(ResnetteError, match=f"c.pt: w {words}"):
+            check_weights({"w": bad}, None, "c.pt")

@@ -35,24 +35,29 @@ MAX_ABS_WEIGHT = 1e6
 ADVICE = "these are not a trained model's weights; load another file or train again"
 
 
-def check_weights(weights: Mapping[str, object], own: Mapping[str, torch.Tensor],
+def check_weights(weights: Mapping[str, object], own: Mapping[str, torch.Tensor] | None,
                   source: str) -> None:
     """Refuse (one line naming `source`) the first tensor of `weights` that is not what the
     model's tensor of the same name (`own`, its state dict) must hold. Keys the model does not
-    have are left to the caller's name-and-shape check."""
-    for key, mine in own.items():
-        if key in weights:
-            why = _wrong(weights[key], mine)
+    have are left to the caller's name-and-shape check. Without a model (`own` None, e.g. a
+    checkpoint checked before its run is touched) each tensor is judged by its own type: an
+    integer one is taken for a count, any other must be real floating point and pass the
+    value rules; the model's check comes again when the weights are loaded."""
+    for key, value in weights.items():
+        if own is None or key in own:
+            why = _wrong(value, None if own is None else own[key])
             if why:
                 raise ResnetteError(f"refusing the weights in {source}: {key} {why}; {ADVICE}")
 
 
-def _wrong(value: object, mine: torch.Tensor) -> str | None:
+def _wrong(value: object, mine: torch.Tensor | None) -> str | None:
     """Why `value` cannot stand in for the model's tensor `mine`, or None when it can."""
     if not isinstance(value, torch.Tensor):
         return f"is a {type(value).__name__}, not a tensor"
     kind = str(value.dtype).removeprefix("torch.")
-    if not mine.is_floating_point():
+    counts = (not mine.is_floating_point() if mine is not None else
+              not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool))
+    if counts:
         if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
             return f"is {kind} where the model counts in integers"
         if value.numel() and bool((value < 0).any()):
@@ -69,7 +74,8 @@ def _wrong(value: object, mine: torch.Tensor) -> str | None:
         return "holds an infinite value"
     biggest = float(wide.abs().max())
     if biggest > MAX_ABS_WEIGHT:
-        return f"holds {biggest:.3g}, beyond the {MAX_ABS_WEIGHT:.0e} any trained weight stays within"
+        return (f"holds {biggest:.3g}, beyond the {MAX_ABS_WEIGHT:.0e} any trained weight "
+                "stays within")
     return None
 
 

@@ -103,6 +103,9 @@ def load_checkpoint(path: str | Path) -> dict:
                             "it is damaged or not a resnette checkpoint") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ResnetteError(f"{path} is not a resnette checkpoint (format {FORMAT} expected)")
+    if isinstance(state.get("model"), dict):   # values, before the run is touched (claim.py)
+        check_weights(state["model"], None, str(path))
+    check_finite_state(state.get("optimizer"), str(path), "optimizer state")
     return state
 
 
@@ -204,11 +207,9 @@ def load_into(learn, path: str | Path, with_opt: bool = True) -> dict:
     """Load a checkpoint's weights (and optimizer, EMA and scaler state) into `learn`."""
     state = load_checkpoint(path)
     check_compatible(learn.model, state["model"], str(path))
-    if with_opt:   # checked before anything is loaded: a refused file leaves `learn` as it was
-        averaged = (state.get("callbacks") or {}).get("average_weights") or state.get("ema")
-        if isinstance(averaged, dict):
-            check_weights(averaged, learn.model.state_dict(), f"{path} (its averaged weights)")
-        check_finite_state(state.get("optimizer"), str(path), "optimizer state")
+    averaged = (state.get("callbacks") or {}).get("average_weights") or state.get("ema")
+    if with_opt and isinstance(averaged, dict):   # before anything is loaded into `learn`
+        check_weights(averaged, learn.model.state_dict(), f"{path} (its averaged weights)")
     learn.model.load_state_dict(state["model"])
     if with_opt:
         learn.opt.load_state_dict(state["optimizer"])
