@@ -20,7 +20,11 @@ import dataclasses
 import json
 import math
 import os
+import http.client
 import socket
+import ssl
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,17 +45,18 @@ class Connection:
     experiment_id: str
 
 
-def connect(uri: str) -> Connection:
+def connect(uri: str, timeout: float = 5.0) -> Connection:
     """An MLflow client for `uri` and the experiment to log into, or one line saying why not
-    (no package, a store MLflow refuses, a server that does not answer)."""
+    (a server that does not answer within `timeout` seconds, no package, a store MLflow
+    refuses)."""
+    target = None if uri in ("", DEFAULT) else uri
+    answers(target or os.environ.get("MLFLOW_TRACKING_URI"), timeout)
     try:
         from mlflow import MlflowClient
     except ImportError:
         raise ResnetteError("--mlflow needs the mlflow package: pip install resnette[mlflow] "
                             "(or pip install mlflow-skinny)") from None
-    target = None if uri in ("", DEFAULT) else uri
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
-    _answers(target)
     try:
         client = MlflowClient(tracking_uri=target)
         found = client.get_experiment_by_name(name)
@@ -70,23 +75,38 @@ def connect(uri: str) -> Connection:
     return Connection(client, target, experiment)
 
 
-def _answers(uri: str | None, timeout: float = 5.0) -> None:
-    """A server URI that does not answer fails in seconds here, not after MLflow's retries
-    (minutes: it retries each request seven times with backoff)."""
+def answers(uri: str | None, timeout: float = 5.0) -> None:
+    """A tracking server must answer a real request (GET <uri>/health, MLflow's own health
+    check) within `timeout` seconds, with any HTTP status (401 behind a login still answers).
+    A server that is down fails here in seconds, not after MLflow's retries (it retries each
+    request seven times with backoff: minutes), and one that accepts connections but never
+    replies fails here instead of hanging the run's first request silently."""
     parts = urlsplit(uri or "")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    request = urllib.request.Request(uri.rstrip("/") + "/health", method="GET")
     try:
-        socket.create_connection((parts.hostname, port), timeout=timeout).close()
-    except OSError as e:
-        raise ResnetteError(f"MLflow server {uri} does not answer ({e.strerror or e}); start it "
-                            "or check the address") from None
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            reply.read(1024)
+    except urllib.error.HTTPError:   # an HTTP answer, whatever its status
+        return
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        reason = getattr(e, "reason", e)
+        if isinstance(reason, ssl.SSLError):   # TLS spoke: MLflow's own settings decide
+            return
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            why = f"no reply within {timeout:g} s"
+        else:
+            why = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+        raise ResnetteError(f"MLflow server {uri} does not answer ({why}); start it or check "
+                            "the address") from None
 
 
 class MLflowLog(Callback):
     """Logs a training run to MLflow (see the module docstring). `connection`: `connect(uri)`,
     made before the run folder exists so that a refusal costs nothing."""
+
+    optional, service = True, "MLflow"   # a failure mid-run: one warning (Learner.event)
 
     def __init__(self, connection: Connection, run: Run, config: Any) -> None:
         self.conn, self.run, self.config = connection, run, config

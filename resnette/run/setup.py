@@ -239,8 +239,8 @@ def _settle(job: Job, record: Record) -> None:
         outputs = collect(learn.eval_model().float(), valid, tta=False)
     record(job.run, *outputs, valid, job.dls.names, "valid")
     for cb in learn.cbs:
-        if isinstance(cb, MLflowLog):
-            cb.log_files()   # evaluation.json, written just now
+        if isinstance(cb, MLflowLog):   # evaluation.json, written just now
+            learn.call_optional(cb, lambda _: cb.log_files(), "sending the run's files")
     job.plan.settle()
 
 

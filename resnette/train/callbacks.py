@@ -78,6 +78,9 @@ class Callback:
     """
 
     in_lr_find = False
+    # An optional service (a logger: TensorBoard, MLflow) must never end a training run: when
+    # one of its events raises, the Learner says so in one warning and stops calling it.
+    optional = False
 
     @property
     def name(self) -> str:
@@ -89,6 +92,14 @@ class Callback:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def service_failed(cb: Callback, error: Exception, where: str) -> str:
+    """The one warning line for an optional callback that raised `error` at `where`."""
+    service = getattr(cb, "service", type(cb).__name__)
+    text = " ".join(str(error).split())[:200] or "no message"
+    return (f"{service} logging failed {where} ({type(error).__name__}: {text}); training goes "
+            f"on without {service}, and metrics.csv has every epoch")
 
 
 def listens(cb: Callback, event: str) -> bool:
@@ -220,6 +231,8 @@ class TensorBoard(Callback):
     so a missing package stops a run before it starts. A resumed fit appends a new event
     file in the same folder, carrying on from the epoch and batch it resumes at.
     """
+
+    optional, service = True, "TensorBoard"
 
     def __init__(self, folder: str | Path):
         try:

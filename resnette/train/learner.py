@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -27,7 +28,7 @@ from ..utils import ResnetteError, seed_everything
 from . import checkpoints, distributed, stops
 from .callbacks import (EVENTS, Callback, CancelBatchException, CancelEpochException,
                         CancelFitException, CancelTrainException, CancelValidException,
-                        listens, tricks)
+                        listens, service_failed, tricks)
 from .inference import Inference
 from .learner_api import LearnerAPI
 from .losses import CrossEntropy, LabelSmoothingCrossEntropy, mixed_loss
@@ -38,6 +39,8 @@ from .progress import FitProgress, Recorder
 from .schedules import Schedule
 from .settings import Settings
 
+CANCELS = (CancelBatchException, CancelTrainException, CancelValidException, CancelEpochException,
+           CancelFitException)
 SYNC_EVERY = 10         # batches between reads of the loss from the device (bar, NaN check)
 
 
@@ -98,7 +101,21 @@ class Learner(Inference, LearnerAPI):
     def event(self, name: str) -> None:
         """Run event `name` (train/callbacks.py) on each callback that overrides it, in order."""
         for cb in self._listeners[name]:
-            getattr(cb, name)(self)
+            if getattr(cb, "optional", False):
+                self.call_optional(cb, getattr(cb, name), f"at {name}, epoch {self.epoch}")
+            else:
+                getattr(cb, name)(self)
+
+    def call_optional(self, cb: Callback, method: Callable, where: str) -> None:
+        """`method(self)` of an optional callback (a logger): if it raises, one warning, and
+        the callback is dropped, so a failing service never ends nor floods a training run."""
+        try:
+            method(self)
+        except CANCELS:   # asked for on purpose: the loop's control flow, not a failure
+            raise
+        except Exception as e:   # noqa: BLE001 - whatever a service raises, training goes on
+            self.cbs = [c for c in self.cbs if c is not cb]
+            warnings.warn(service_failed(cb, e, where), stacklevel=2)
 
     @property
     def columns(self) -> list[str]:
