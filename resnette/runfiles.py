@@ -97,3 +97,55 @@ def _number_or_text(cell: str | None) -> Any:
         except (TypeError, ValueError):
             pass
     return cell
+
+
+# metrics.csv's columns that are fractions of the validation images (train/metrics.py)
+FRACTIONS = ("accuracy", "error_rate", "top_k_accuracy")
+
+
+def metrics_problem(columns: dict[str, list[Any]]) -> str | None:
+    """What in metrics.csv's columns (as `read_metrics` gives them) a training run cannot have
+    written, or None. Training writes: epochs 0, 1, 2... each once and in order; losses that
+    are finite and not negative (cross-entropy, smoothed or mixed, never is), NaN or blank for
+    a loss that was not measured (an epoch not validated); fractions (accuracy, error rate,
+    top-k) in [0, 1], NaN or blank where not validated; times in seconds, finite, not
+    negative. One decision for `runs`, `report` and everything that shows a run's numbers."""
+    epochs = columns.get("epoch")
+    if not epochs:
+        return "no 'epoch' column" if columns else None
+    if not all(isinstance(e, int) and e >= 0 for e in epochs):
+        return "its 'epoch' column must hold whole numbers from 0"
+    if any(b <= a for a, b in zip(epochs, epochs[1:])):
+        return "its epochs are not in order or repeat one (" + ", ".join(
+            str(e) for e in epochs[:6]) + (", ..." if len(epochs) > 6 else "") + ")"
+    for key, cells in columns.items():
+        for cell in cells:
+            if not _possible(key, cell):
+                return f"its '{key}' column holds {cell!r}, which {_rule(key)}"
+    return None
+
+
+def _possible(key: str, cell: Any) -> bool:
+    if isinstance(cell, str):   # blank: not measured; a time as text: an older resnette's
+        return cell == "" or key == "time"
+    if not isinstance(cell, (int, float)) or isinstance(cell, bool):
+        return False
+    if key == "epoch":
+        return True
+    if cell != cell:   # NaN: not measured
+        return key != "time"
+    if key == "time" or key.endswith("loss"):
+        return 0 <= cell < float("inf")
+    if key in FRACTIONS:
+        return 0 <= cell <= 1
+    return abs(cell) < float("inf")   # a metric of the user's: any finite number
+
+
+def _rule(key: str) -> str:
+    if key == "time":
+        return "no epoch's time in seconds can be"
+    if key.endswith("loss"):
+        return "no loss can be (finite, not negative, or NaN where not measured)"
+    if key in FRACTIONS:
+        return "no fraction can be (from 0 to 1, or NaN where not validated)"
+    return "no metric can be (a finite number, or NaN where not measured)"

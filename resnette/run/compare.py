@@ -22,6 +22,7 @@ from typing import Any, Iterable
 from resnette.run.folder import Run, read_metrics
 from resnette.run.lock import LOCK_NAME
 from resnette.run.tomlfile import read_toml
+from resnette.runfiles import metrics_problem
 from resnette.utils import ResnetteError
 
 # files only a run folder has: a folder holding one of them but no config.toml is a damaged run
@@ -174,6 +175,9 @@ def _metrics(run: Run) -> dict[str, list[Any]]:
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1 or any(not isinstance(e, int) for e in columns["epoch"]):
         raise ValueError("metrics.csv has a row that is not an epoch's numbers")
+    why = metrics_problem(columns)   # numbers no training writes: shown as damaged, not ranked
+    if why:
+        raise ValueError(f"metrics.csv: {why}")
     return columns
 
 

@@ -26,6 +26,7 @@ from typing import Any, Iterable
 from resnette.data.classes import class_info, strings
 from resnette.run.config import TrainConfig, make_config, read_toml
 from resnette.run.folder import Run, read_metrics as _read_metrics
+from resnette.runfiles import metrics_problem
 from resnette.utils import ResnetteError
 
 CLASSES_ADVICE = ("it holds the run's class names and input normalisation: restore it from a "
@@ -166,6 +167,9 @@ def read_metrics(path: str | Path) -> dict[str, list[Any]]:
         if key not in ("epoch", "time") and not all(
                 isinstance(v, (int, float)) or v == "" for v in values):
             raise damaged(path, f"its '{key}' column must hold numbers", advice)
+    why = metrics_problem(columns)   # numbers no training writes (runfiles.py)
+    if why:
+        raise damaged(path, why, advice)
     return columns
 
 
