@@ -209,7 +209,8 @@ def big_archive(seed: int = 0) -> bytes:
     import numpy as np
 
     files = {"big/train/3/filler.bin": np.random.default_rng(seed).bytes(3 << 19),
-             "big/train/3/a.txt": b"ok"}
+             "big/train/3/a.txt": b"ok", "big/train/3/0.png": b"png",
+             "big/valid/3/0.png": b"png"}   # the layout a dataset must have (data/layout.py)
     return tarball(files)
 
 

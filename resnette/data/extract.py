@@ -19,7 +19,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from resnette.utils import ResnetteError, umask_mode
@@ -38,9 +38,11 @@ class BadArchive(ResnetteError):
 
 
 def extract_tar(archive: Path, home: Path, folder: str,
-                marker: tuple[str, str] | None = None) -> Path:
+                marker: tuple[str, str] | None = None,
+                layout: Callable[[Path], str | None] | None = None) -> Path:
     """Extract `archive` into `home / folder`, refusing the whole archive if any entry could
-    escape, is a device or FIFO, or would take the total over the bomb or free-space limits.
+    escape, is a device or FIFO, or would take the total over the bomb or free-space limits,
+    or if `layout` finds something wrong with what it unpacked (it says what, or None).
 
     The size limits are checked from each header before its data is inflated, so a bomb is
     refused before its first huge member is written.
@@ -58,6 +60,11 @@ def extract_tar(archive: Path, home: Path, folder: str,
                     tar.extractall(tmp, members=members)
                 _drain(tar, archive, limit=MAX_RATIO * archive.stat().st_size + RATIO_ALLOWANCE)
                 src = tmp / folder if (tmp / folder).is_dir() else tmp
+                wrong = layout(src) if layout is not None else None
+                if wrong:   # before the marker: never complete, never reused
+                    raise BadArchive(f"refusing {archive.name}: it is not laid out as the "
+                                     f"dataset {folder} is ({wrong}); it was removed, nothing "
+                                     "was kept: check the archive's address")
                 if marker is not None:   # inside before the rename: complete the moment it appears
                     (src / marker[0]).write_text(marker[1])
                 os.chmod(src, umask_mode(0o777))   # mkdtemp's 0700: as mkdir would make it

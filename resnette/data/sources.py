@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from resnette.data import fetch
 from resnette.data.extract import MAX_RATIO, RATIO_ALLOWANCE, BadArchive, extract_tar
+from resnette.data.layout import layout_problem
 from resnette.utils import ResnetteError
 
 __all__ = ["DATASETS", "MAX_RATIO", "RATIO_ALLOWANCE", "Dataset", "download", "extract_tar",
@@ -98,9 +99,14 @@ def untar_data(name: str, data_dir: str | os.PathLike | None = None, url: str | 
     ds = DATASETS[name]
     home = resnette_home(data_dir)
     target = home / ds.folder
-    if (target / _DONE).exists():
-        return target  # offline reuse: no network call at all
     var = url_env_var(name)
+    if (target / _DONE).exists():   # offline reuse: no network call at all
+        wrong = layout_problem(target)   # marked by a resnette that did not check the layout
+        if wrong:
+            raise ResnetteError(f"{target} is not laid out as the dataset {name} is ({wrong}); "
+                                f"remove that folder and check {var} if you set it, then run "
+                                "again to fetch it afresh")
+        return target
     given = url or os.environ.get(var)
     if given is None:
         url, stats = ds.url, ((ds.size, ds.md5) if ds.size is not None and ds.md5 else None)
@@ -151,7 +157,7 @@ def _fetch_and_extract(ds: Dataset, home: Path, url: str, stats: tuple[int, str]
     if not archive.exists():
         download(url, archive, stats=stats, sha256=sha256, **how)
     try:
-        extract_tar(archive, home, ds.folder, marker=(_DONE, url + "\n"))
+        extract_tar(archive, home, ds.folder, marker=(_DONE, url + "\n"), layout=layout_problem)
     except BadArchive:
         archive.unlink(missing_ok=True)  # a bad archive must not be reused by the next call
         raise

@@ -25,7 +25,8 @@ def archive(seed: int) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, data in (("mnist_tiny/train/3/filler.bin", rng.bytes(3 << 20)),
-                           ("mnist_tiny/train/3/a.txt", b"ok")):
+                           ("mnist_tiny/train/3/a.txt", b"ok"), ("mnist_tiny/train/3/0.png", b"p"),
+                           ("mnist_tiny/valid/3/0.png", b"p")):   # a dataset's layout
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))

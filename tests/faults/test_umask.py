@@ -39,9 +39,10 @@ def test_an_extracted_dataset_follows_the_umask(tmp_path, umask):
     umask(0o022)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("train/3/a.txt")   # no top folder: the temporary one is kept
-        info.size = 2
-        tar.addfile(info, io.BytesIO(b"ok"))
+        for name in ("train/3/a.png", "valid/3/b.png"):   # no top folder: the temporary one is kept
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"ok"))
     (tmp_path / "m.tgz").write_bytes(buf.getvalue())
     folder = untar_data("mnist-tiny", tmp_path / "home", url=(tmp_path / "m.tgz").as_uri())
     assert mode(folder) == 0o755 and mode(folder / "train" / "3") == 0o755
