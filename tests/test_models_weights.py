@@ -125,3 +125,12 @@ def test_without_a_model_each_tensor_is_judged_by_its_own_type():
                        (torch.tensor(-1), "is a negative count"), ("text", "is a str, not a")):
         with pytest.raises(ResnetteError, match=f"c.pt: w {words}"):
             check_weights({"w": bad}, None, "c.pt")
+
+
+def test_types_without_a_fast_reduction_are_widened_and_still_checked():
+    """float8 has no aminmax on the CPU: checked through float32, with the same rules."""
+    check_weights({"w": torch.ones(3).to(torch.float8_e4m3fn)}, {"w": torch.zeros(3)}, "f8")
+    nan = torch.tensor([1.0, float("nan")]).to(torch.float8_e4m3fn)
+    with pytest.raises(ResnetteError, match="f8: w holds NaN"):
+        check_weights({"w": nan}, {"w": torch.zeros(2)}, "f8")
+    check_finite_state({"m": torch.zeros(0), "c": torch.zeros(0, dtype=torch.complex64)}, "s", "x")

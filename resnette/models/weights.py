@@ -65,18 +65,29 @@ def _wrong(value: object, mine: torch.Tensor | None) -> str | None:
         return None
     if not value.is_floating_point():
         return f"is {kind}, not real floating point"
-    if value.numel() == 0:
-        return None
-    wide = value.detach().to("cpu", torch.float64)
-    if bool(torch.isnan(wide).any()):
+    lo, hi = _range(value.detach())
+    if math.isnan(lo) or math.isnan(hi):
         return "holds NaN"
-    if not bool(torch.isfinite(wide).all()):
+    if math.isinf(lo) or math.isinf(hi):
         return "holds an infinite value"
-    biggest = float(wide.abs().max())
+    biggest = max(-lo, hi)
     if biggest > MAX_ABS_WEIGHT:
         return (f"holds {biggest:.3g}, beyond the {MAX_ABS_WEIGHT:.0e} any trained weight "
                 "stays within")
     return None
+
+
+def _range(value: torch.Tensor) -> tuple[float, float]:
+    """(min, max) in one pass, NaN when any value is NaN: an xresnet50's 25 M weights in a
+    fraction of a second (isfinite plus abs().max() took several times as long). Types that
+    aminmax does not handle (float8) are widened first. An empty tensor is (0, 0)."""
+    if value.numel() == 0:
+        return 0.0, 0.0
+    try:
+        lo, hi = torch.aminmax(value)
+    except (RuntimeError, NotImplementedError):
+        lo, hi = torch.aminmax(value.float())
+    return float(lo), float(hi)
 
 
 def check_finite_state(state: object, source: str, what: str) -> None:
@@ -91,7 +102,9 @@ def check_finite_state(state: object, source: str, what: str) -> None:
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
         elif isinstance(item, torch.Tensor) and (item.is_floating_point() or item.is_complex()):
-            if item.numel() and not bool(torch.isfinite(item.detach()).all()):
+            finite = (item.numel() == 0 or bool(torch.isfinite(item).all()) if item.is_complex()
+                      else all(math.isfinite(v) for v in _range(item.detach())))
+            if not finite:
                 raise ResnetteError(f"refusing {source}: its {what} holds NaN or infinite values; "
                                     "resume from another checkpoint or start the run again")
         elif isinstance(item, float) and not math.isfinite(item):

@@ -117,9 +117,11 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
                             "keep the run folder's config.toml beside it")
     folders = [folder] + ([Path(config).parent] if config else [])
     classes = _classes(meta, folders, weights_path)
+    foreign = interop.detect(tensors)   # `resnette export --format timm|fastai` wrote it
     try:
         model = model_for(cfg, len(classes["vocab"]), classes["channels"])
-        check_compatible(model, tensors, str(weights_path))
+        if foreign is None:
+            check_compatible(model, tensors, str(weights_path))
     except ResnetteError as e:   # the run's own files disagree: say which one
         if "classes" in str(e) and META_CLASSES not in meta:
             raise damaged(classes["source"], f"{len(classes['vocab'])} class names for "
@@ -128,10 +130,26 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
             raise damaged(Run(folder).config, f"the weights {weights_path.name} do not fit "
                           f"the model it describes: {e}", CONFIG_ADVICE) from None
         raise
+    if foreign is not None:
+        tensors = _our_names(model, tensors, foreign, weights_path, cfg, len(classes["vocab"]))
     model.load_state_dict(tensors)
     model.eval()
     return Trained(model, cfg, classes["vocab"], classes["names"], classes["mean"],
                    classes["std"], classes["channels"], str(weights_path))
+
+
+def _our_names(model: nn.Module, tensors: dict[str, torch.Tensor], foreign: str, path: Path,
+               cfg: TrainConfig, n_classes: int) -> dict[str, torch.Tensor]:
+    """Weights `resnette export --format timm|fastai` wrote (their libraries' names) renamed to
+    `model`'s and checked (interop.from_format), so such a file predicts beside its run like
+    the run's own weights; one line when the config beside it describes another model."""
+    try:
+        return interop.from_format(model, tensors, foreign, str(path))
+    except ResnetteError:
+        raise ResnetteError(f"{path} holds {foreign}'s names for another model than the "
+                            f"{cfg.arch} for {n_classes} classes its config and classes "
+                            "describe; predict it with the run it was exported from, or pass "
+                            "that run's --config") from None
 
 
 def _embedded_config(text: str, weights_path: Path) -> TrainConfig:
