@@ -13,6 +13,7 @@ from resnette.train.checkpoints import check_compatible
 from resnette.utils import ResnetteError
 
 MODEL = create_model("simple_cnn", n_out=3)
+FRESH = create_model("simple_cnn", n_out=3)   # loaded into by the tests, never checked against
 OWN = MODEL.state_dict()
 FLOAT_KEYS = sorted(k for k, v in OWN.items() if v.is_floating_point())
 COUNT_KEYS = sorted(k for k, v in OWN.items() if not v.is_floating_point())
@@ -72,7 +73,7 @@ def test_a_negative_count_is_refused():
     assert "negative count" in refused(weights)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(dtype=st.sampled_from(REAL), scale=st.floats(0, MAX_ABS_WEIGHT),
        counts=st.integers(0, 2**40))
 def test_every_value_a_trained_model_may_hold_loads(dtype, scale, counts):
@@ -83,9 +84,8 @@ def test_every_value_a_trained_model_may_hold_loads(dtype, scale, counts):
                else torch.tensor(counts) for k, v in OWN.items()}
     weights[FLOAT_KEYS[0]].view(-1)[0] = -MAX_ABS_WEIGHT if dtype != torch.float16 else 0.0
     check_compatible(MODEL, weights, "ok.safetensors")
-    fresh = create_model("simple_cnn", n_out=3)
-    fresh.load_state_dict(weights)
-    assert all(torch.isfinite(v).all() for v in fresh.state_dict().values()
+    FRESH.load_state_dict(weights)
+    assert all(torch.isfinite(v).all() for v in FRESH.state_dict().values()
                if v.is_floating_point())
 
 

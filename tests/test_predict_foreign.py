@@ -26,7 +26,7 @@ def run(tmp_path):
     torch.manual_seed(0)
     model = create_model("xresnet18", n_out=4)
     with torch.no_grad():   # batchnorm statistics that are not the defaults
-        model.train()(torch.randn(8, 3, 64, 64) * 2 + 0.5)
+        model.train()(torch.randn(4, 3, 32, 32) * 2 + 0.5)
     save_weights(run.model, model)
     runs.save_classes(run, list("wxyz"), ["w", "x", "y", "z"], [0.5] * 3, [0.25] * 3, 3)
     Image.fromarray(np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3)).save(
