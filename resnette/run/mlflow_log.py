@@ -12,19 +12,26 @@ in it. `<run>/mlflow.json` remembers the MLflow run, so `--resume` continues the
 The URI is MLflow's own (`http://server:5000`, `sqlite:///mlflow.db`, `file:///path/mlruns`);
 a bare `--mlflow` uses $MLFLOW_TRACKING_URI, else MLflow's default. MLflow 3 refuses a file
 store unless MLFLOW_ALLOW_FILE_STORE=true is set (its own rule, said in one line here).
-Everything is checked by `connect`, before the run folder is created.
+Everything is checked by `connect`, before the run folder is created: a server must answer
+a real request within 5 s. After that MLflow is an optional service: everything is sent from
+a background thread (a server that stops answering holds up that thread, never an epoch),
+the end of training waits for it only while it makes progress, and a failure is one warning
+while training goes on.
 """
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import json
 import math
 import os
-import http.client
+import queue
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -102,24 +109,79 @@ def answers(uri: str | None, timeout: float = 5.0) -> None:
                             "the address") from None
 
 
+class Sender:
+    """Jobs run one after another on a background thread, so training never waits for the
+    server: a server that stops answering mid-run holds up this thread, never an epoch.
+    The first job that fails stops the rest; `put` and `wait` then raise its error (the
+    Learner turns it into one warning and stops calling the logger)."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending, self.done = 0, threading.Condition()
+        self.error: Exception | None = None
+        self.thread: threading.Thread | None = None
+
+    def put(self, job: Callable[[], None]) -> None:
+        if self.error is not None:
+            raise self.error
+        with self.done:
+            self.pending += 1
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="resnette-mlflow", daemon=True)
+            self.thread.start()
+        self.jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            try:
+                if self.error is None:
+                    job()
+            except Exception as e:   # noqa: BLE001 - reported by put/wait, in the main thread
+                self.error = e
+            finally:
+                with self.done:
+                    self.pending -= 1
+                    self.done.notify_all()
+
+    def wait(self, patience: float) -> None:
+        """Until every job is done, as long as one finishes every `patience` seconds (many
+        files may take long; a server that takes nothing for that long has stopped)."""
+        with self.done:
+            while self.pending:
+                before = self.pending
+                if not self.done.wait_for(lambda: self.pending < before, timeout=patience):
+                    raise TimeoutError(f"the server took nothing for {patience:g} s; "
+                                       f"{self.pending} request(s) not sent")
+        if self.error is not None:
+            raise self.error
+
+
 class MLflowLog(Callback):
     """Logs a training run to MLflow (see the module docstring). `connection`: `connect(uri)`,
-    made before the run folder exists so that a refusal costs nothing."""
+    made before the run folder exists so that a refusal costs nothing. Everything is sent by
+    a `Sender` thread; the end of training waits for it, at most `patience` seconds without
+    progress. A failure is one warning and training goes on (Callback.optional)."""
 
-    optional, service = True, "MLflow"   # a failure mid-run: one warning (Learner.event)
+    optional, service = True, "MLflow"
 
-    def __init__(self, connection: Connection, run: Run, config: Any) -> None:
-        self.conn, self.run, self.config = connection, run, config
+    def __init__(self, connection: Connection, run: Run, config: Any,
+                 patience: float = 120.0) -> None:
+        self.conn, self.run, self.config, self.patience = connection, run, config, patience
         self.run_id: str | None = None
         self.sent: dict[Path, tuple[int, int]] = {}   # artifact -> (size, mtime) logged
+        self.sender: Sender | None = None              # made by before_fit on the main rank
 
     @property
     def record(self) -> Path:
         return self.run.path / "mlflow.json"
 
     def before_fit(self, learn) -> None:
-        if not learn.is_main:
-            return
+        if learn.is_main:
+            self.sender = self.sender or Sender()
+            self.sender.put(self._start)
+
+    def _start(self) -> None:
         self.run_id = self._previous()
         client = self.conn.client
         if self.run_id is None:
@@ -153,30 +215,35 @@ class MLflowLog(Callback):
             self.conn.client.log_batch(self.run_id, params=params[i:i + 100])
 
     def after_epoch(self, learn) -> None:
-        if self.run_id is None:
+        if self.sender is None:
             return
         from mlflow.entities import Metric
 
-        row, stamp = learn.recorder.rows[-1], _now_ms()
+        row, stamp = learn.recorder.rows[-1], _now_ms()   # read now, sent when the thread can
         values = {k: v for k, v in row.items() if k != "epoch"}
         if learn.recorder.lrs:
             values["lr"] = learn.recorder.lrs[-1]
         metrics = [Metric(k, float(v), stamp, int(row["epoch"])) for k, v in values.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
-        self.conn.client.log_batch(self.run_id, metrics=metrics)
+        self.sender.put(lambda: self.conn.client.log_batch(self.run_id, metrics=metrics))
 
     def after_fit(self, learn) -> None:
-        if self.run_id is None:
+        if self.sender is None:
             return
-        self.log_files()
-        self.conn.client.set_terminated(self.run_id)
+        self.sender.put(self._send_files)
+        self.sender.put(lambda: self.conn.client.set_terminated(self.run_id))
+        self.sender.wait(self.patience)
 
     def log_files(self) -> None:
+        """Send the run folder's new or changed files and wait for them: `resnette train`
+        calls it once the evaluation is written, after the last epoch."""
+        if self.sender is not None:
+            self.sender.put(self._send_files)
+            self.sender.wait(self.patience)
+
+    def _send_files(self) -> None:
         """The run folder's files (not SKIPPED, not hidden) as the MLflow run's artifacts,
-        those new or changed since the last call: `resnette train` calls it again once the
-        evaluation is written, after the last epoch."""
-        if self.run_id is None:
-            return
+        those new or changed since the last call."""
         for path in sorted(self.run.path.rglob("*")):
             rel = path.relative_to(self.run.path)
             if (not path.is_file() or path.name in SKIPPED

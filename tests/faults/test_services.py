@@ -10,6 +10,7 @@ import threading
 import time
 import types
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -89,26 +90,38 @@ def test_the_tracking_uri_from_the_environment_is_checked_too(silent, monkeypatc
         connect("default", timeout=0.5)
 
 
-class FailingClient:
-    """An MLflow client whose server goes away after `works` metric batches."""
+class Client:
+    """An MLflow client that records what it is sent; from metrics batch number `fails` on
+    it raises (the server went away), with `hangs` it blocks there instead until released."""
 
-    def __init__(self, works: int):
-        self.works, self.calls = works, 0
+    def __init__(self, fails: int | None = None, hangs: bool = False):
+        self.fails, self.hangs, self.release = fails, hangs, threading.Event()
+        self.metrics, self.params, self.files, self.terminated = [], [], [], False
 
     def create_run(self, experiment_id, run_name, tags):
-        return type("R", (), {"info": type("I", (), {"run_id": "r1"})})()
+        return types.SimpleNamespace(info=types.SimpleNamespace(run_id="r1"))
 
     def log_batch(self, run_id, metrics=(), params=()):
-        self.calls += 1
-        if metrics and self.calls > self.works:
+        assert run_id == "r1"
+        self.params += list(params)
+        if metrics and self.fails is not None and len(self.metrics) >= self.fails:
+            if self.hangs:
+                self.release.wait(60)   # a server that takes the request and never answers
             raise ConnectionError("HTTPConnectionPool(host='mlflow', port=5000): Max retries "
                                   "exceeded\n(Caused by NewConnectionError)")
+        if metrics:
+            self.metrics.append(list(metrics))
 
-    def log_artifact(self, *a):
-        raise ConnectionError("server gone")
+    def log_artifact(self, run_id, path, folder):
+        self.files.append(Path(path).name)
 
     def set_terminated(self, run_id):
-        raise ConnectionError("server gone")
+        self.terminated = True
+
+
+def logger(client, tmp_path, patience: float = 30.0) -> MLflowLog:
+    return MLflowLog(Connection(client, "http://mlflow:5000", "0"), Run(tmp_path / "run"),
+                     {"arch": "tiny", "lr": 0.01}, patience=patience)
 
 
 def fit_with(cb: Callback, tmp_path, epochs: int = 3) -> tuple[Learner, list]:
@@ -136,19 +149,42 @@ def entities(monkeypatch):
         monkeypatch.setitem(sys.modules, "mlflow.entities", fake)
 
 
+def test_mlflow_gets_params_every_epoch_in_order_and_the_files(tmp_path, entities):
+    """The background sender delivers everything, in order, before fit returns."""
+    client = Client()
+    learn, caught = fit_with(logger(client, tmp_path), tmp_path)
+    assert caught == []
+    assert {(p.key, p.value) for p in client.params} == {("arch", "tiny"), ("lr", "0.01")}
+    assert [{m.step for m in batch} for batch in client.metrics] == [{0}, {1}, {2}]
+    assert "metrics.csv" in client.files and client.terminated
+
+
 def test_mlflow_failing_mid_run_is_one_warning_and_training_goes_on(tmp_path, entities):
     """Before: the ConnectionError of epoch 1's log_batch ended the run with a traceback."""
-    client = FailingClient(works=2)   # the params batch and epoch 0's metrics get through
-    cb = MLflowLog(Connection(client, "http://mlflow:5000", "0"), Run(tmp_path / "run"),
-                   {"arch": "simple_cnn"})
+    client = Client(fails=1)   # epoch 0's metrics get through, epoch 1's fail
+    cb = logger(client, tmp_path)
     learn, caught = fit_with(cb, tmp_path)
     assert len(caught) == 1, [str(w.message) for w in caught]
     text = str(caught[0].message)
-    assert text.startswith("MLflow logging failed at after_epoch, epoch 1 (ConnectionError: ")
+    assert text.startswith("MLflow logging failed at ") and "(ConnectionError: " in text
     assert "\n" not in text and "training goes on without MLflow" in text
-    assert len(learn.recorder.rows) == 3 and cb not in learn.cbs
+    assert len(learn.recorder.rows) == 3 and cb not in learn.cbs and not client.terminated
     with open(tmp_path / "run" / "metrics.csv", newline="") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2]
+
+
+def test_mlflow_that_stops_answering_mid_run_never_holds_up_training(tmp_path, entities):
+    """Before: the epoch waited in MLflow's request (120 s, 7 tries) with no word said."""
+    client = Client(fails=1, hangs=True)
+    t = time.monotonic()
+    try:
+        learn, caught = fit_with(logger(client, tmp_path, patience=0.5), tmp_path)
+    finally:
+        client.release.set()
+    assert time.monotonic() - t < 30 and len(learn.recorder.rows) == 3
+    assert [str(w.message).split(" (")[0] for w in caught] == \
+        ["MLflow logging failed at after_fit, epoch 2"]
+    assert "TimeoutError: the server took nothing for 0.5 s" in str(caught[0].message)
 
 
 def test_tensorboard_failing_mid_run_is_one_warning_and_training_goes_on(tmp_path):
