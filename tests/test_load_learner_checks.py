@@ -78,3 +78,23 @@ def test_weights_no_trained_model_holds_are_refused(exported, tmp_path, value, d
     with pytest.raises(ResnetteError) as e:
         load_learner(folder)
     assert str(folder / "model.safetensors") in str(e.value) and words in str(e.value)
+
+
+def test_learn_load_refuses_nan_optimizer_state_and_leaves_the_learner_as_it_was(tmp_path):
+    torch.manual_seed(0)
+    learn = Learner(FakeDataLoaders(n_train=32, n_valid=16), create_model("simple_cnn", n_out=3),
+                    quiet=True, run_dir=tmp_path / "run")
+    learn.fit(1, 1e-3)
+    path = learn.save("one")
+    tensors = load_file(str(path))
+    key = next(k for k in tensors if k.startswith("opt.") and tensors[k].ndim > 0)
+    tensors[key] = tensors[key] * float("nan")
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    save_file(tensors, str(path), metadata=meta)
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    with pytest.raises(ResnetteError, match=r"one.safetensors: its optimizer state holds NaN"):
+        learn.load("one")
+    assert all(torch.equal(v, before[k]) for k, v in learn.model.state_dict().items())
+    learn.load("one", with_opt=False)   # the weights alone are fine

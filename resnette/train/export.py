@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load, save as safetensors_bytes
 
+from ..models.weights import check_finite_state
 from ..utils import ResnetteError, atomic_write
 from .checkpoints import check_compatible, save_weights
 
@@ -59,6 +60,9 @@ def load_named(learn, name: str, with_opt: bool = True) -> None:
     tensors, meta = read_safetensors(path)
     weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     check_compatible(learn.model, weights, str(path))
+    if with_opt:   # before anything is loaded: a refused file leaves `learn` as it was
+        check_finite_state({k: v for k, v in tensors.items() if k.startswith("opt.")},
+                           str(path), "optimizer state")
     learn.model.load_state_dict(weights)
     if with_opt and "opt_groups" in meta:
         state: dict[int, dict[str, Any]] = {int(p): dict(v)
