@@ -13,6 +13,11 @@ BAD = [(float("nan"), torch.float32, "holds NaN"), (1e30, torch.float32, "beyond
        (1, torch.complex64, "complex64, not real floating point")]
 
 
+def contents(folder) -> dict[str, str]:
+    """Every file's digest but the lock's (created and removed by its own rules)."""
+    return {k: v for k, v in digests(folder).items() if k != ".lock"}
+
+
 def in_process(capsys, *argv) -> str:
     assert main([str(a) for a in argv]) == 2
     return one_error_line(capsys.readouterr().err)
@@ -34,11 +39,15 @@ def test_init_from_refuses_weights_no_model_holds(world, baseline, cwd, capsys, 
             tensors = load_file(str(folder / name))
             key = spoil(tensors, value, dtype)
             save_file(tensors, str(folder / name), metadata={"format": "pt"})
-    before = digests(folder)
+    before = contents(folder)
     line = in_process(capsys, *train_args(world["data"], "new", "--init-from", str(folder)))
     assert "refusing the weights in" in line and ".safetensors" in line and key in line, line
     assert words in line and "learning rate" not in line
-    assert digests(folder) == before and not (cwd / "runs" / "new").exists()
+    image = next((world["data"] / "valid" / "a").glob("*.png"))
+    for argv in (["predict", folder, image], ["evaluate", folder]):   # no NaN% predictions
+        assert "refusing the weights in" in in_process(capsys, *argv)
+    assert contents(folder) == before
+    assert not (cwd / "runs" / "new").exists()
 
 
 @pytest.mark.parametrize("part", ["model", "optimizer"])
@@ -53,8 +62,8 @@ def test_resume_refuses_a_checkpoint_holding_nan(baseline, cwd, capsys, monkeypa
         key = next(k for k, v in momenta.items() if torch.is_tensor(v) and v.ndim > 0)
         momenta[key] = momenta[key] * float("nan")
     torch.save(state, folder / "checkpoint.pt")
-    before = digests(folder)
+    before = contents(folder)
     line = in_process(capsys, "train", "--resume", "--name", "r", "--quiet")
     assert "checkpoint.pt" in line and "NaN" in line, line
     assert "learning rate" not in line
-    assert digests(folder) == before
+    assert contents(folder) == before
