@@ -57,3 +57,45 @@ def test_safetensors_export_rebuilds_the_model_from_two_files(run, tmp_path):
         assert torch.equal(rebuilt.model(x), original.model(x))
     assert rebuilt.names == ["w", "x", "y", "z"] and rebuilt.mean == [0.5] * 3
     assert load_exported(moved).config == original.config  # the file alone also suffices
+
+
+def test_onnx_export_scores_the_run_at_its_test_size_and_takes_other_sizes(tmp_path, monkeypatch):
+    """A run trained at 32 px and scored at 48 px (--test-size): the ONNX model, run by
+    onnxruntime on the validation images at 48 px, scores what the run's evaluation says; its
+    height and width are dynamic, so another size runs too and agrees with PyTorch."""
+    import json
+    import onnx
+    from fakes import image_folder
+    from resnette.cli import main
+    from resnette.commands.predict import labelled_folder
+    from resnette.run.config import eval_size
+    ort = pytest.importorskip("onnxruntime")
+    monkeypatch.chdir(tmp_path)
+    data = image_folder(tmp_path / "pets", n_train=6, n_valid=5, size=56, levels=(60, 190))
+    assert main(["train", "--data", str(data), "--arch", "simple_cnn", "--size", "32",
+                 "--presize", "56", "--test-size", "48", "--bs", "4", "--epochs", "2",
+                 "--device", "cpu", "--precision", "fp32", "--quiet", "--name", "r"]) == 0
+    run_dir = tmp_path / "runs" / "r"
+    assert main(["export", str(run_dir), "--format", "onnx"]) == 0
+    path = run_dir / "model.onnx"
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["resnette_size"] == "48"
+    session = ort.InferenceSession(str(path))
+    assert [d if isinstance(d, int) else "dynamic" for d in session.get_inputs()[0].shape] == \
+        ["dynamic", 3, "dynamic", "dynamic"]
+    trained = load_trained(run_dir)
+    assert eval_size(trained.config) == 48
+    right = n = 0
+    for x, y in labelled_folder(data / "valid", trained):
+        assert x.shape[-1] == 48
+        logits = session.run(None, {"input": x.numpy()})[0]
+        right += int((logits.argmax(1) == y.numpy()).sum())
+        n += len(y)
+    ev = json.loads((run_dir / "evaluation.json").read_text())
+    assert ev["size"] == 48 and n == ev["n"] == 10
+    assert right / n == pytest.approx(ev["accuracy"], abs=1e-9)
+    other = torch.randn(3, 3, 40, 40)   # a size the export never traced
+    with torch.no_grad():
+        expected = trained.model(other).numpy()
+    got = session.run(None, {"input": other.numpy()})[0]
+    assert np.abs(got - expected).max() < 1e-3

@@ -1,7 +1,10 @@
 """`resnette export`: a trained model as ONNX, or as plain safetensors + config.
 
-ONNX is for serving without PyTorch (onnxruntime, browsers, phones); the batch dimension is
-dynamic so any batch size works, and the input is the normalised image at the training size.
+ONNX is for serving without PyTorch (onnxruntime, browsers, phones): the input is the
+normalised image, traced at the size the run is scored at (its --test-size, else its last
+training size: the size evaluate, predict and the report use), with the batch, height and
+width dynamic, so the model also takes other sizes (the nets pool adaptively); the size to
+feed is in the file's metadata (`resnette_size`).
 The safetensors export is for PyTorch users: `model.safetensors` (class names, normalisation
 and config embedded as metadata) and `config.toml` beside it; `load_exported` rebuilds the
 model from those two files alone. `timm` and `fastai` write the weights alone in those
@@ -20,7 +23,7 @@ from pathlib import Path
 import torch
 
 from resnette.models.interop import FORMATS as FOREIGN, counterpart, to_format
-from resnette.run.config import save_config
+from resnette.run.config import eval_size, save_config
 from resnette.run.outputs import guard_output
 from resnette.run.folder import Run
 from resnette.run.lock import lock_run
@@ -32,25 +35,40 @@ FORMATS = ("onnx", "safetensors", *FOREIGN)
 
 
 def export_onnx(trained: Trained, out: str | Path, size: int | None = None) -> Path:
-    """Write `out` (.onnx) with the input `input` (N,C,size,size) and output `logits`."""
+    """Write `out` (.onnx) with the input `input` (N,C,H,W) and output `logits`, traced at
+    `size` (default: the run's scoring size, `eval_size`)."""
     out = Path(out)
-    size = size or trained.config.size
+    size = size or eval_size(trained.config)
     x = torch.zeros(2, trained.channels, size, size)
     model = trained.model.eval()
     with _quiet_exporter():
-        try:
-            program = torch.onnx.export(
-                model, (x,), input_names=["input"], output_names=["logits"],
-                dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
-                dynamo=True, verbose=False)
-        except ImportError as e:
-            raise ResnetteError(f"ONNX export needs the onnx extras ({e}); "
-                                "pip install 'resnette[onnx]'") from None
+        program = _export_program(model, x)
     atomic_write(out, lambda tmp: program.save(tmp))
-    names = json.dumps(trained.names)
-    _add_onnx_metadata(out, {"resnette_classes": names,
+    _add_onnx_metadata(out, {"resnette_classes": json.dumps(trained.names),
+                             "resnette_size": str(size),
                              "mean": json.dumps(trained.mean), "std": json.dumps(trained.std)})
     return out
+
+
+def _export_program(model: torch.nn.Module, x: torch.Tensor):
+    """The ONNX program with a dynamic batch, height and width; a net whose graph depends on
+    the image size (the exporter refuses the dynamic axes) is exported at x's size alone."""
+    dim = torch.export.Dim
+    batch = {0: dim("batch", min=1, max=4096)}
+    sides = {2: dim("height", min=32, max=4096), 3: dim("width", min=32, max=4096)}
+    try:
+        try:
+            return torch.onnx.export(model, (x,), input_names=["input"], output_names=["logits"],
+                                     dynamic_shapes=({**batch, **sides},), dynamo=True,
+                                     verbose=False)
+        except ImportError:
+            raise
+        except Exception:   # the exporter's errors have no common class: fixed sides then
+            return torch.onnx.export(model, (x,), input_names=["input"], output_names=["logits"],
+                                     dynamic_shapes=(batch,), dynamo=True, verbose=False)
+    except ImportError as e:
+        raise ResnetteError(f"ONNX export needs the onnx extras ({e}); "
+                            "pip install 'resnette[onnx]'") from None
 
 
 @contextlib.contextmanager
