@@ -50,32 +50,64 @@ def present(fig: "Figure", path: str | Path | None = None) -> "Figure":
     return fig
 
 
-def plot_curves(metrics: dict[str, Sequence], path: str | Path | None = None) -> "Figure":
+def plot_curves(metrics: dict[str, Sequence], path: str | Path | None = None,
+                labels: dict[str, str] | None = None, caption: str = "") -> "Figure":
     """Train/valid loss per epoch on the left, every other numeric metric on the right.
 
     `metrics` is `runs.read_metrics(...)`: columns such as epoch, train_loss, valid_loss,
-    accuracy. A column that is not numbers (the time) is skipped.
+    accuracy. A column that is not numbers (the time) is skipped. `labels` names a column in
+    the legend (e.g. "train_loss: training objective (label-smoothed cross-entropy, eps=0.1)");
+    `caption` is a line above both (the image sizes of the run's epochs).
+    Both axes span every epoch with whole-number ticks, and each line's last value is written
+    beside its point: a run validated once (one epoch, or the `fast` recipe's last epoch only)
+    shows labelled points, not dots lost on a stretched axis.
     """
     # numbered from 0, as in the table and metrics.csv (resnette.display)
     epochs = np.asarray(metrics.get("epoch") or range(len(next(iter(metrics.values()), []))),
                         dtype=float)
-    fig = _figure(figsize=(10, 4))
+    labels = labels or {}
+    fig = _figure(figsize=(11, 4.5))
     ax_loss, ax_metric = fig.subplots(1, 2)
-    for key in ("train_loss", "valid_loss"):
-        if key in metrics:
-            ax_loss.plot(epochs, _floats(metrics[key]), marker="o", label=key)
-    ax_loss.set(title="loss", xlabel="epoch")
-    ax_loss.legend()
+    losses = [k for k in ("train_loss", "valid_loss") if k in metrics]
     others = [k for k, v in metrics.items() if k not in ("epoch", "train_loss", "valid_loss")
               and all(isinstance(x, (int, float)) for x in v) and "time" not in k]
-    for key in others:
-        ax_metric.plot(epochs, _floats(metrics[key]), marker="o", label=key)
-    ax_metric.set(title="metrics", xlabel="epoch")
-    if others:
-        ax_metric.legend()
-    for ax in (ax_loss, ax_metric):
+    for ax, keys, title in ((ax_loss, losses, "loss"), (ax_metric, others, "metrics")):
+        for i, key in enumerate(keys):
+            _epoch_line(ax, epochs, _floats(metrics[key]), labels.get(key, key), i)
+        ax.set(title=title, xlabel="epoch")
+        _epoch_axis(ax, epochs)
+        if keys:   # below the axes: a long label never hides a point
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.14), frameon=False)
         ax.grid(alpha=0.3)
+    top = max((v for k in losses for v in _floats(metrics[k]) if np.isfinite(v)), default=1.0)
+    ax_loss.set_ylim(0, top * 1.15 or 1.0)   # losses from 0: one point is not a whole axis
+    if all(0 <= v <= 1 for k in others for v in _floats(metrics[k]) if np.isfinite(v)):
+        ax_metric.set_ylim(0, 1.05)          # fractions (accuracies) on their whole range
+    if caption:
+        fig.suptitle(caption, fontsize=9)
     return _save(fig, path)
+
+
+def _epoch_line(ax: Any, epochs: np.ndarray, values: np.ndarray, label: str, i: int) -> None:
+    """One column against the epochs: a line through the measured epochs, a marker at each,
+    and the last value written beside its point (the i-th line's above or below it, so two
+    equal values stay readable)."""
+    seen = np.isfinite(values)
+    if not seen.any():
+        return
+    line, = ax.plot(epochs[seen], values[seen], marker="o", label=label)
+    x, y = epochs[seen][-1], values[seen][-1]
+    ax.annotate(f"{y:.4f}", (x, y), xytext=(7, 5 if i % 2 == 0 else -12),
+                textcoords="offset points", fontsize=8, color=line.get_color())
+
+
+def _epoch_axis(ax: Any, epochs: np.ndarray) -> None:
+    """Every epoch of the run on the x axis, ticks on whole epochs only."""
+    from matplotlib.ticker import MaxNLocator
+    first, last = (float(epochs.min()), float(epochs.max())) if len(epochs) else (0.0, 0.0)
+    pad = max(0.5, 0.08 * (last - first))
+    ax.set_xlim(first - pad, last + pad)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def _floats(values: Sequence) -> np.ndarray:

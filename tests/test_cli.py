@@ -66,7 +66,7 @@ def test_evaluate_prints_and_saves_the_same_numbers(trained):
     cwd, run = trained
     out = resnette("evaluate", run, "--json", cwd=cwd).stdout
     ev = json.loads(out)
-    assert ev["n"] == 359 and 0.9 <= ev["accuracy"] <= 1 and ev["top5"] >= ev["accuracy"]
+    assert ev["n"] == 359 and 0.9 <= ev["accuracy"] <= 1 and ev["top_k_accuracy"] >= ev["accuracy"]
     assert np.array(ev["confusion"]).sum() == 359
     assert json.loads((run / "evaluation.json").read_text())["accuracy"] == ev["accuracy"]
     assert sorted(ev["per_class"]) == [str(d) for d in range(10)]

@@ -64,8 +64,9 @@ def test_the_report_shows_what_the_console_shows(tmp_path):
 
 
 def test_evaluate_prints_by_the_same_rule():
-    ev = {"n": 359, "accuracy": 0.9, "top5": 1.0, "loss": 0.25,
+    ev = {"n": 359, "accuracy": 0.9, "top_k_accuracy": 1.0, "cross_entropy": 0.25,
           "per_class": {"0": {"accuracy": 0.5, "n": 2}, "1": {"accuracy": None, "n": 0}}}
     text = format_evaluation(ev)
-    assert "images     359" in text and "accuracy   0.900000" in text and "loss       0.250000" in text
+    assert "images          359" in text and "accuracy        0.900000" in text
+    assert "top_k_accuracy  1.000000" in text and "cross_entropy   0.250000" in text
     assert "0.500000  (2 images)" in text and "n/a  (0 images)" in text

@@ -29,12 +29,12 @@ def test_summary_numbers_by_hand():
     probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.3, 0.2], [0.2, 0.2, 0.6]])
     targets = torch.tensor([0, 1, 1, 0])
     ev = summarize(probs, targets, ["a", "b", "c"])
-    assert ev["accuracy"] == 0.5 and ev["top5"] == 1.0
+    assert ev["accuracy"] == 0.5 and ev["top_k_accuracy"] == 1.0
     assert ev["confusion"] == [[1, 0, 1], [1, 1, 0], [0, 0, 0]]
     assert ev["per_class"]["a"] == {"accuracy": 0.5, "n": 2}
     assert ev["per_class"]["c"] == {"accuracy": None, "n": 0}
     expected_loss = -np.mean(np.log([0.7, 0.8, 0.3, 0.2]))
-    assert ev["loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert ev["cross_entropy"] == pytest.approx(expected_loss, rel=1e-5)
     worst, losses = top_losses(probs, targets, n=2)
     assert worst.tolist() == [3, 2] and losses.tolist() == pytest.approx([-np.log(0.2), -np.log(0.3)])
 

@@ -70,7 +70,7 @@ def test_the_table_numbers_are_metrics_csv(runs, capsys):
     for name, s in by_name.items():
         cells = [line.split(",") for line in (runs / name / "metrics.csv").read_text().split()]
         last_validated = [r for r in cells[1:] if r[3] != "nan"][-1]
-        assert s.accuracy == float(last_validated[3]) and s.top5 == float(last_validated[4])
+        assert s.accuracy == float(last_validated[3]) and s.top_k_accuracy == float(last_validated[4])
         assert s.valid_loss == float(last_validated[2])
         assert s.wall == sum(float(r[5]) for r in cells[1:])
         assert s.done == len(cells) - 1

@@ -105,7 +105,7 @@ def test_training_validates_once_per_epoch_and_the_evaluation_is_the_last_epochs
     assert ev["n"] == 10 and ev["split"] == "valid"
     assert ev["accuracy"] == pytest.approx(last["accuracy"][-1], abs=1e-6)   # float32 mean
     # the same probabilities: the loss differs only by float32's rounding of log(softmax)
-    assert ev["loss"] == pytest.approx(last["valid_loss"][-1], rel=1e-5, abs=1e-6)
+    assert ev["cross_entropy"] == pytest.approx(last["valid_loss"][-1], rel=1e-5, abs=1e-6)
     # and the numbers are those of a separate pass over the valid set with the final weights
     from resnette.run.trained import load_trained
     from resnette.run.setup import build_data
@@ -114,7 +114,7 @@ def test_training_validates_once_per_epoch_and_the_evaluation_is_the_last_epochs
     probs, targets = collect(trained.model, dls.valid)
     separate = evaluation.summarize(probs, targets, trained.names)
     assert ev["confusion"] == separate["confusion"]
-    assert ev["loss"] == pytest.approx(separate["loss"], rel=1e-5, abs=1e-6)
+    assert ev["cross_entropy"] == pytest.approx(separate["cross_entropy"], rel=1e-5, abs=1e-6)
     assert not any(run.plots.glob("*.png"))   # draw="none": numbers only
 
 

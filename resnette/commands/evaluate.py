@@ -20,6 +20,7 @@ import torch
 from resnette import plots
 from resnette.commands.predict import labelled_folder
 from resnette.display import show
+from resnette.measures import EVALUATION
 from resnette.run.claim import open_existing
 from resnette.run.config import eval_size, validate
 from resnette.run.drawing import draw_run
@@ -137,9 +138,10 @@ def record_evaluation(run: Run, probs: torch.Tensor, targets: torch.Tensor, load
 
 
 def format_evaluation(ev: dict) -> str:
-    """The numbers as people read them (resnette.display's rule)."""
-    lines = [f"{label:<11}{show(key, ev[key])}" for label, key in
-             (("images", "n"), ("accuracy", "accuracy"), ("top-5", "top5"), ("loss", "loss"))]
+    """The numbers as people read them (resnette.display's rule), each under its one name
+    (resnette.measures: the names evaluation.json, the report and `runs` use)."""
+    lines = [f"{'images':<16}{show('n', ev['n'])}"]
+    lines += [f"{key:<16}{show(key, ev[key])}" for key in EVALUATION if key in ev]
     lines += ["", "per class:"]
     width = max(len(n) for n in ev["per_class"])
     for name, v in ev["per_class"].items():

@@ -14,18 +14,21 @@ from typing import Any, Callable, Sequence
 from resnette.display import PAGE_STYLE, show, show_setting
 from resnette.run.claim import open_existing
 from resnette.run.outputs import guard_output
-from resnette.run.config import as_dict
+from resnette.measures import ACCURACY, EVALUATION, VALID_LOSS, sizes_text, words
+from resnette.run.config import as_dict, eval_size
 from resnette.run.drawing import draw_run
 from resnette.run.folder import PLOT_NAMES, Run
 from resnette.run.reading import (check_run_files, other_evaluations, read_config,
                                   read_evaluation, read_metrics)
 from resnette.run.lock import lock_run
+from resnette.run.setup import sizes_per_epoch
 from resnette.utils import atomic_write
 
 _STYLE = PAGE_STYLE
 
 _CAPTIONS = {
-    "curves": "Training and validation loss, and the metrics, after each epoch.",
+    "curves": "The training and validation objective (left) and the metrics (right) after "
+              "each epoch that measured them; each line's last value is written beside it.",
     "lr_find": "Learning rate finder: loss while the learning rate grows exponentially.",
     "confusion": "Confusion matrix on the validation set (rows: actual, columns: predicted).",
     "batch": "A batch of augmented training images, as the model saw them.",
@@ -48,21 +51,24 @@ def build_report(run_path: str | Path, out: str | Path | None = None) -> Path:
 
 def render(run: Run) -> str:
     """The page, from the run's files, each checked (resnette.run.reading)."""
-    config = as_dict(read_config(run.config))
+    cfg = read_config(run.config)
+    config = as_dict(cfg)
     metrics = read_metrics(run.metrics)
     evaluation = read_evaluation(run.evaluation)
     others = other_evaluations(run)
-    parts = [f"<h1>resnette run: {_e(run.name)}</h1>", _summary(config, metrics, evaluation)]
+    sizes = sizes_per_epoch(cfg)
+    parts = [f"<h1>resnette run: {_e(run.name)}</h1>",
+             _summary(config, metrics, evaluation, sizes_text(sizes, eval_size(cfg)))]
     if metrics:
-        parts += ["<h2>Training</h2>", _table(list(metrics), list(zip(*metrics.values())))]
+        parts += ["<h2>Training</h2>", _training(metrics, config, sizes)]
     if evaluation:
         parts.append(_evaluation(evaluation))
     if others:
         parts += ["<h2>Other evaluations</h2>", "<p>Kept beside the run's own evaluation "
                   "(evaluations/*.json); the numbers above and the plots are not these.</p>",
-                  _table(["evaluated", "n", "accuracy", "top5", "loss"],
-                         [(describe(ev), ev["n"], ev.get("accuracy"), ev.get("top5"),
-                           ev.get("loss")) for ev in others])]
+                  _table(["evaluated", "n", *EVALUATION],
+                         [(describe(ev), ev["n"], *(ev.get(k) for k in EVALUATION))
+                          for ev in others])]
     on = describe(evaluation) if evaluation else "the validation set"
     captions = {**_CAPTIONS,
                 "confusion": _CAPTIONS["confusion"].replace("the validation set", on),
@@ -88,26 +94,45 @@ def describe(ev: dict) -> str:
     return what + size + (", with flip TTA" if ev.get("tta") else "")
 
 
-def _summary(config: dict, metrics: dict, evaluation: dict | None) -> str:
+def _summary(config: dict, metrics: dict, evaluation: dict | None, sizes: str) -> str:
     """The run at a glance: a two-column table whose left column names each row."""
     items = [("data", config.get("data")), ("architecture", config.get("arch")),
-             ("image size", config.get("size")), ("epochs", len(metrics.get("epoch", [])))]
-    for key in ("accuracy", "valid_loss"):
+             ("image sizes (training per epoch; test: evaluate, predict, export)", sizes), ("epochs", len(metrics.get("epoch", [])))]
+    for key in (ACCURACY, VALID_LOSS):
         if metrics.get(key):
-            items.append((f"final {key}", show(key, metrics[key][-1])))
+            items.append((f"final {key}: {words(key, config)}", show(key, metrics[key][-1])))
     if evaluation:   # the run's own: its validation set (older runs may say otherwise)
         items.append((f"accuracy on {describe(evaluation)}",
-                      show("accuracy", evaluation.get("accuracy"))))
+                      show(ACCURACY, evaluation.get(ACCURACY))))
     return _table(None, items)
 
 
+def _training(metrics: dict[str, list], config: dict, sizes: list[int]) -> str:
+    """The epoch table as the console and metrics.csv show it (fastai's column names), with
+    each epoch's training image size after it, then what each column is."""
+    columns = [*metrics, "size"]
+    epochs = metrics.get("epoch") or [None] * len(next(iter(metrics.values()), []))
+    rows = [[*r, sizes[e] if isinstance(e, int) and 0 <= e < len(sizes) else None]
+            for r, e in zip(zip(*metrics.values()), epochs)]
+    said = [(k, words(k, config)) for k in metrics if k not in ("epoch", "time")] + [
+        ("time", "the epoch's wall-clock time (mm:ss)"),
+        ("size", "the epoch's training image size in pixels (progressive resizing)")]
+    legend = "".join(f"<li><code>{_e(k)}</code>: {_e(w)}</li>" for k, w in said)
+    note = ("<p>The columns are fastai's, as in the epoch table and metrics.csv; an epoch that "
+            "was not validated has its validation columns empty.</p>")
+    return _table(columns, rows) + note + f"<ul>{legend}</ul>"
+
+
 def _evaluation(ev: dict[str, Any]) -> str:
-    rows = [(k, ev[k]) for k in ("n", "accuracy", "top5", "loss") if k in ev]
-    out = ["<h2>Evaluation</h2>", f"<p>On {_e(describe(ev))} (evaluation.json).</p>",
-           _table(["measure", "value"], rows, by_row=True)]
+    rows = [("n", ev["n"], "images evaluated")] + [
+        (k, ev[k], words(k)) for k in EVALUATION if k in ev]
+    out = ["<h2>Evaluation</h2>", f"<p>On {_e(describe(ev))} (evaluation.json). Its loss is "
+           "plain cross-entropy, whatever the run trained on, so runs with and without label "
+           "smoothing compare.</p>",
+           _table(["measure", "value", "what it is"], rows, by_row=True)]
     per_class = ev.get("per_class") or {}
     if per_class:
-        out.append(_table(["class", "accuracy", "n"],
+        out.append(_table(["class", ACCURACY, "n"],
                           [(name, v["accuracy"], v["n"]) for name, v in per_class.items()]))
     return "\n".join(out)
 

@@ -24,8 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("items", nargs="*", metavar="[diff|plot|html] RUN",
                    help="run folders, folders of runs or globs (default: runs/); a first word "
                    "diff (two runs), plot or html for those views")
-    p.add_argument("--sort", metavar="KEY", help="name, data, arch, size, epochs, acc, top5, "
-                   "loss, time, date, state or a config key (acc, top5: best first)")
+    p.add_argument("--sort", metavar="KEY", help="name, data, arch, size, epochs, accuracy "
+                   "(acc), top_k_accuracy (top5), valid_loss (loss), train_loss, time, date, state "
+                   "or a config key (accuracies: best first)")
     p.add_argument("--where", action="append", metavar="KEY=VALUE", help="keep runs whose "
                    "column or config key matches (also !=, <, <=, >, >=; wildcards); repeatable")
     p.add_argument("--reverse", action="store_true", help="reverse the order")

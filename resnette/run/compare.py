@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from resnette.measures import ACCURACY, TOP_K, TRAIN_LOSS, VALID_LOSS
 from resnette.run.folder import Run, read_metrics
 from resnette.run.lock import LOCK_NAME
 from resnette.run.tomlfile import read_toml
@@ -29,8 +30,8 @@ from resnette.utils import ResnetteError
 _RUN_FILES = ("config.toml", "metrics.csv", "checkpoint.pt", "model.safetensors", "classes.json")
 # what `--sort` and `--where` accept besides config keys, and their summary attribute
 COLUMNS = {"name": "name", "data": "data", "arch": "arch", "size": "size", "epochs": "done",
-           "acc": "accuracy", "accuracy": "accuracy", "top5": "top5", "loss": "valid_loss",
-           "valid_loss": "valid_loss", "time": "wall", "date": "date", "state": "state"}
+           "acc": ACCURACY, ACCURACY: ACCURACY, TOP_K: TOP_K, "top5": TOP_K, "loss": VALID_LOSS,
+           VALID_LOSS: VALID_LOSS, TRAIN_LOSS: TRAIN_LOSS, "time": "wall", "date": "date", "state": "state"}
 
 
 @dataclass
@@ -42,7 +43,7 @@ class RunSummary:
     metrics: dict[str, list[Any]] = field(default_factory=dict)
     done: int = 0                  # epochs in metrics.csv
     accuracy: float | None = None  # metrics.csv, the last epoch that was validated
-    top5: float | None = None
+    top_k_accuracy: float | None = None
     valid_loss: float | None = None
     train_loss: float | None = None
     wall: float | None = None      # seconds: the sum of metrics.csv's time column
@@ -184,10 +185,10 @@ def _metrics(run: Run) -> dict[str, list[Any]]:
 def _numbers(s: RunSummary) -> None:
     m = s.metrics
     s.done = len(m.get("epoch", []))
-    s.accuracy = _last(m.get("accuracy"))
-    s.top5 = _last(m.get("top_k_accuracy"))
-    s.valid_loss = _last(m.get("valid_loss"))
-    s.train_loss = _last(m.get("train_loss"))
+    s.accuracy = _last(m.get(ACCURACY))
+    s.top_k_accuracy = _last(m.get(TOP_K))
+    s.valid_loss = _last(m.get(VALID_LOSS))
+    s.train_loss = _last(m.get(TRAIN_LOSS))
     times = [t for t in m.get("time", []) if finite(t)]
     s.wall = float(sum(times)) if times else None
 

@@ -9,10 +9,11 @@ import difflib
 import fnmatch
 from typing import Any, Iterable
 
+from resnette.measures import ACCURACY, TOP_K, TRAIN_LOSS, VALID_LOSS
 from resnette.run.compare import COLUMNS, RunSummary, finite
 from resnette.utils import ResnetteError
 
-_BEST_FIRST = {"accuracy", "top5"}   # sorted high to low; everything else low to high
+_BEST_FIRST = {ACCURACY, TOP_K}   # sorted high to low; everything else low to high
 
 
 def parse_where(text: str) -> tuple[str, str, str]:
@@ -74,7 +75,7 @@ def _check_keys(runs: list[RunSummary], keys: list[str]) -> None:
             near = difflib.get_close_matches(key, sorted(known), n=1)
             raise ResnetteError(f"no run has a column or setting {key!r}"
                                 + (f"; did you mean {near[0]!r}?" if near else "")
-                                + " (columns: name data arch size epochs acc top5 loss time "
+                                + f" (columns: name data arch size epochs acc {TOP_K} loss time "
                                 "date state; or any config key)")
 
 
@@ -91,7 +92,7 @@ def diff(a: RunSummary, b: RunSummary) -> tuple[list[tuple[str, Any, Any]],
     config = [(k, a.config.get(k), b.config.get(k)) for k in keys
               if a.config.get(k) != b.config.get(k)]
     metrics = []
-    for key in ("accuracy", "top5", "valid_loss", "train_loss", "wall", "done"):
+    for key in (ACCURACY, TOP_K, VALID_LOSS, TRAIN_LOSS, "wall", "done"):
         x, y = getattr(a, key), getattr(b, key)
         if x is None and y is None:
             continue

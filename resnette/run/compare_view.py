@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from resnette.display import PAGE_STYLE, format_time, show, show_setting
+from resnette.measures import ACCURACY, TOP_K, TRAIN_LOSS, VALID_LOSS
 from resnette.run.compare import RunSummary, load_runs, when
 from resnette.run.compare_select import diff
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-HEADER = ("name", "data", "arch", "size", "epochs", "accuracy", "top5", "time", "date", "state")
+HEADER = ("name", "data", "arch", "size", "epochs", ACCURACY, TOP_K, "time", "date", "state")
 
 
 def row(s: RunSummary) -> list[str]:
@@ -31,7 +32,7 @@ def row(s: RunSummary) -> list[str]:
     epochs = f"{s.done}/{s.planned}" if s.planned is not None else str(s.done)
     state = f"{s.state}: {s.problem}" if s.problem else s.state
     return [_text(s.name), _text(data), _text(s.arch or ""), show("size", s.size), epochs,
-            show("accuracy", s.accuracy), show("top5", s.top5),
+            show(ACCURACY, s.accuracy), show(TOP_K, s.top_k_accuracy),
             format_time(s.wall) if s.wall is not None else "", when(s.date), state]
 
 
@@ -44,7 +45,7 @@ def table(runs: Sequence[RunSummary]) -> str:
     """The runs as an aligned text table (text left, numbers right)."""
     rows = [list(HEADER)] + [row(s) for s in runs]
     widths = [max(len(r[j]) for r in rows) for j in range(len(HEADER))]
-    right = {"size", "epochs", "accuracy", "top5", "time"}
+    right = {"size", "epochs", ACCURACY, TOP_K, "time"}
     lines = []
     for r in rows:
         cells = [c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(r, widths, HEADER)]
@@ -56,8 +57,8 @@ def as_json(s: RunSummary) -> dict[str, Any]:
     """One run for scripts: the numbers exactly as metrics.csv holds them."""
     return {"name": _text(s.name), "path": _text(s.path), "data": s.data, "arch": s.arch,
             "size": s.size, "epochs": s.done, "planned_epochs": s.planned,
-            "accuracy": s.accuracy, "top5": s.top5, "valid_loss": s.valid_loss,
-            "train_loss": s.train_loss, "wall_s": s.wall, "date": when(s.date),
+            ACCURACY: s.accuracy, TOP_K: s.top_k_accuracy, VALID_LOSS: s.valid_loss,
+            TRAIN_LOSS: s.train_loss, "wall_s": s.wall, "date": when(s.date),
             "state": s.state, "problem": s.problem or None}
 
 

@@ -11,7 +11,25 @@ import numpy as np
 
 from resnette.plots import (TOP_LOSSES_TITLE, load_pixels, plot_confusion, plot_curves,
                             plot_images)
+from resnette.measures import legend, sizes_text
+from resnette.run.config import as_dict, eval_size
+from resnette.run.reading import read_config
+from resnette.run.setup import sizes_per_epoch
 from resnette.runfiles import Run, read_metrics
+from resnette.utils import ResnetteError
+
+
+def curve_words(run: Run, metrics: dict[str, list]) -> tuple[dict[str, str], str]:
+    """The curves' legend (each column with what it is, for this run's loss) and caption (the
+    image size of each epoch, and the test size), from its config.toml; names alone when
+    the config cannot be read (the plot is still worth drawing)."""
+    try:
+        cfg = read_config(run.config)
+    except (ResnetteError, OSError):
+        return {}, ""
+    config = as_dict(cfg)
+    labels = {k: legend(k, config) for k in metrics}
+    return labels, sizes_text(sizes_per_epoch(cfg), eval_size(cfg))
 
 
 def draw_run(run: Run, only: Sequence[str] = ("curves", "confusion", "batch", "top_losses")
@@ -22,7 +40,7 @@ def draw_run(run: Run, only: Sequence[str] = ("curves", "confusion", "batch", "t
     drawn = []
     metrics = read_metrics(run.metrics) if "curves" in only else {}
     if metrics:
-        plot_curves(metrics, run.plot("curves"))
+        plot_curves(metrics, run.plot("curves"), *curve_words(run, metrics))
         drawn.append(run.plot("curves"))
     try:
         ev = json.loads(run.evaluation.read_text(encoding="utf-8")) if "confusion" in only else {}

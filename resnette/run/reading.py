@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from resnette.data.classes import class_info, strings
+from resnette.measures import CROSS_ENTROPY, EVALUATION, current
 from resnette.run.config import TrainConfig, make_config, read_toml
 from resnette.run.folder import Run, read_metrics as _read_metrics
 from resnette.runfiles import metrics_problem
@@ -101,7 +102,8 @@ def evaluation_advice(run_path: Path) -> str:
 
 
 def read_evaluation(path: str | Path, advice: str = "") -> dict | None:
-    """evaluation.json (or one of evaluations/*.json), checked; None when there is none."""
+    """evaluation.json (or one of evaluations/*.json), checked, an older run's metric names
+    read as today's (resnette.measures); None when there is none."""
     path = Path(path)
     advice = advice or evaluation_advice(path.parent)
     if not path.exists():
@@ -115,11 +117,13 @@ def read_evaluation(path: str | Path, advice: str = "") -> dict | None:
     n = ev.get("n")
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise bad("'n' must be the number of images evaluated")
-    for key in ("accuracy", "top5", "loss"):
+    ev = current(ev)   # an older run's names (top5, loss) read as today's
+    for key in EVALUATION:
         v = ev.get(key)
+        fraction = key != CROSS_ENTROPY
         if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)
-                                  and (key == "loss" or 0 <= v <= 1)):
-            raise bad(f"'{key}' must be a number{'' if key == 'loss' else ' in [0, 1]'}, got {v!r}")
+                                  and (not fraction or 0 <= v <= 1)):
+            raise bad(f"'{key}' must be a number{' in [0, 1]' if fraction else ''}, got {v!r}")
     if not isinstance(ev.get("split", ""), str):
         raise bad("'split' must be text")
     names = ev.get("names")

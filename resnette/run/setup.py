@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from resnette.display import lr_suggestions, seconds
+from resnette.measures import ACCURACY, TOP_K, TOP_K_K
 from resnette.models import list_models
 from resnette.plots import save_pixels
 from resnette.run.config import TrainConfig, eval_size, make_config, read_toml
@@ -22,7 +23,7 @@ from resnette.run.folder import Run, newest_default, resolve
 from resnette.run.trained import init_from, model_for
 from resnette.train import distributed
 from resnette.run.mlflow_log import Connection, MLflowLog, connect
-from resnette.train.callbacks import Callback, CompileTime, SaveBest, TensorBoard
+from resnette.train.callbacks import Callback, CompileTime, SaveBest, TensorBoard, size_at
 from resnette.train.evaluation import collect
 from resnette.train.learner import Learner
 from resnette.train.precision import resolve as resolve_compute
@@ -119,6 +120,13 @@ def progressive_schedule(sizes: list[int], epochs: int) -> list[tuple[int, int]]
     return [(round(i * epochs / len(sizes)), s) for i, s in enumerate(sizes)]
 
 
+def sizes_per_epoch(cfg: TrainConfig) -> list[int]:
+    """The training image size of each epoch, as the Learner trains them (progressive
+    resizing, else --size throughout)."""
+    schedule = progressive_schedule(cfg.progressive, cfg.epochs)
+    return [size_at(schedule, cfg.size, e) for e in range(cfg.epochs)]
+
+
 def peak_lr(cfg: TrainConfig) -> float:
     """cfg.lr, times the number of processes with --scale-lr (the linear scaling rule)."""
     return distributed.scale_lr(cfg.lr, distributed.world_size()) if cfg.scale_lr else cfg.lr
@@ -130,7 +138,7 @@ def make_learner(cfg: TrainConfig, dls, model, run: Run | None, quiet: bool,
     shared = {f.name: getattr(cfg, f.name) for f in fields(Settings) if hasattr(cfg, f.name)}
     shared.update(lr=peak_lr(cfg), progressive=progressive_schedule(cfg.progressive, cfg.epochs),
                   quiet=quiet)
-    metrics = ["accuracy", "top_k_accuracy"] if dls.c > 5 else ["accuracy"]
+    metrics = [ACCURACY, TOP_K] if dls.c > TOP_K_K else [ACCURACY]
     return Learner(dls, model, metrics=metrics, run_dir=run, callbacks=callbacks, **shared)
 
 

@@ -127,11 +127,17 @@ class ProgressiveResize(Callback):
         self.schedule, self.base_size = schedule, base_size
 
     def before_epoch(self, learn) -> None:
-        size = self.base_size
-        for first, s in self.schedule:
-            if first <= learn.epoch:
-                size = s
-        learn.dls.train.size = size
+        learn.dls.train.size = size_at(self.schedule, self.base_size, learn.epoch)
+
+
+def size_at(schedule: list[tuple[int, int]], base_size: int, epoch: int) -> int:
+    """The training size of `epoch` under progressive resizing's (first epoch, size) pairs
+    (`base_size` before the first pair and without any): what the report shows per epoch."""
+    size = base_size
+    for first, s in schedule:
+        if first <= epoch:
+            size = s
+    return size
 
 
 class MixBatch(Callback):

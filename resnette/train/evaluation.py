@@ -6,7 +6,7 @@ predict` and the run's top-losses plot all need, so each is computed one way:
     predict_logits  a batch's logits; with TTA the log of the mean probability over the image
                     and its mirror (the chapter's flip TTA)
     collect         probabilities and targets for every batch (fastai's `get_preds`)
-    summarize       accuracy, top-5, loss, per-class accuracy, the confusion matrix
+    summarize       accuracy, top-5 accuracy, cross-entropy, per-class accuracy, confusion
     top_losses      the worst predictions, worst first, with their losses
 """
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Iterable, Sequence
 
 import torch
 from torch import nn
+
+from ..measures import ACCURACY, CROSS_ENTROPY, TOP_K, TOP_K_K
 
 
 def predict_logits(model: nn.Module, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
@@ -51,18 +53,20 @@ def _losses(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def summarize(probs: torch.Tensor, targets: torch.Tensor, names: Sequence[str]) -> dict:
-    """Accuracy, top-5 accuracy, loss, per-class accuracy and the confusion matrix."""
+    """Accuracy, top-5 accuracy, cross-entropy (resnette.measures names them), per-class
+    accuracy and the confusion matrix."""
     n_classes = probs.shape[1]
     pred = probs.argmax(1)
-    top5 = (probs.topk(min(5, n_classes), dim=1).indices == targets[:, None]).any(1)
+    in_top = (probs.topk(min(TOP_K_K, n_classes), dim=1).indices == targets[:, None]).any(1)
     cm = torch.zeros(n_classes, n_classes, dtype=torch.int64)
     cm.index_put_((targets, pred), torch.ones_like(targets), accumulate=True)
     per_class = {}
     for i, name in enumerate(names):
         n = int(cm[i].sum())
         per_class[name] = {"accuracy": (int(cm[i, i]) / n) if n else None, "n": n}
-    return {"n": len(targets), "accuracy": (pred == targets).float().mean().item(),
-            "top5": top5.float().mean().item(), "loss": _losses(probs, targets).mean().item(),
+    return {"n": len(targets), ACCURACY: (pred == targets).float().mean().item(),
+            TOP_K: in_top.float().mean().item(),
+            CROSS_ENTROPY: _losses(probs, targets).mean().item(),
             "per_class": per_class, "confusion": cm.tolist(), "names": list(names)}
 
 

@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from ..measures import TRAIN_LOSS, VALID_LOSS
 from ..runfiles import Run
 from ..utils import ResnetteError, seed_everything
 from . import checkpoints, distributed, stops
@@ -120,7 +121,7 @@ class Learner(Inference, LearnerAPI):
     @property
     def columns(self) -> list[str]:
         """The epoch table's and metrics.csv's."""
-        return ["epoch", "train_loss", "valid_loss", *self.metrics, "time"]
+        return ["epoch", TRAIN_LOSS, VALID_LOSS, *self.metrics, "time"]
 
     # ---- fitting: the three schedules of the book ------------------------------------------
     def fit(self, n_epoch: int, lr: float | None = None, resume: bool = False) -> None:
@@ -178,7 +179,7 @@ class Learner(Inference, LearnerAPI):
         every, n_epoch = self.settings.valid_every, self.schedule.n_epoch
         for self.epoch in range(first, n_epoch):
             start = time.perf_counter()
-            self.valid_metrics = dict.fromkeys(["valid_loss", *self.metrics], math.nan)
+            self.valid_metrics = dict.fromkeys([VALID_LOSS, *self.metrics], math.nan)
             try:
                 self.event("before_epoch")
                 self._stage("train", CancelTrainException, self._train_epoch,
@@ -188,7 +189,7 @@ class Learner(Inference, LearnerAPI):
             except CancelEpochException:
                 self.event("after_cancel_epoch")
             smooth = self.recorder.smooth_losses
-            row = {"epoch": self.epoch, "train_loss": smooth[-1] if smooth else math.nan,
+            row = {"epoch": self.epoch, TRAIN_LOSS: smooth[-1] if smooth else math.nan,
                    **self.valid_metrics, "time": time.perf_counter() - start}
             self.recorder.rows.append(row)
             self.progress.write_row(row)
@@ -281,7 +282,7 @@ class Learner(Inference, LearnerAPI):
     def _validate_epoch(self) -> None:
         last = self.epoch == self.schedule.n_epoch - 1
         self.valid_metrics = self.score(keep=last)   # the last epoch's outputs: the evaluation
-        if not math.isfinite(self.valid_metrics["valid_loss"]):
+        if not math.isfinite(self.valid_metrics[VALID_LOSS]):
             raise stops.diverged(self, len(self.dls.train) - 1)
 
     # ---- stopping without losing work ------------------------------------------------------
