@@ -79,3 +79,80 @@ def test_every_image_renders_in_chromium(tmp_path):
     broken = tmp_path / "broken.html"
     broken.write_text(page.read_text().replace("base64,iVBOR", "base64,AAAA", 1))
     assert rendered_images(broken.read_text(), tmp_path) == (4, 5)
+
+
+# ---- a report that explains itself (issue 24 #3) ----------------------------------------------
+def _ticks_and_notes(fig):
+    """Per axes: its x tick positions, its x limits, its annotations' texts, its legend's."""
+    out = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        out.append((list(ax.get_xticks()), ax.get_xlim(), [t.get_text() for t in ax.texts],
+                    [t.get_text() for t in legend.get_texts()] if legend else []))
+    return out
+
+
+def _in_view(ticks, lim):
+    return [t for t in ticks if lim[0] <= t <= lim[1]]
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("n_epochs", [1, 3, 20])
+def test_curves_have_whole_epoch_ticks_and_label_each_lines_last_point(n_epochs):
+    """One epoch, the `fast` recipe's shape (validated after the last epoch only) and a long
+    run: every epoch is in view, the ticks are whole epochs, and each line's last value is
+    written beside its point (a lone validation point is labelled, not lost)."""
+    epochs = list(range(n_epochs))
+    last_only = [NAN] * (n_epochs - 1)
+    metrics = {"epoch": epochs, "train_loss": [1.0 / (e + 1) for e in epochs],
+               "valid_loss": last_only + [0.4321], "accuracy": last_only + [0.8765],
+               "time": [3.0] * n_epochs}
+    fig = plots.plot_curves(metrics, labels={"train_loss": "train_loss: training objective"})
+    (loss_ticks, loss_lim, loss_notes, loss_legend), (m_ticks, m_lim, m_notes, m_legend) = \
+        _ticks_and_notes(fig)
+    for ticks, lim in ((loss_ticks, loss_lim), (m_ticks, m_lim)):
+        shown = _in_view(ticks, lim)
+        assert shown and all(float(t).is_integer() for t in shown)
+        assert lim[0] < 0 and lim[1] > n_epochs - 1   # every epoch in view, not one squeezed
+        assert lim[1] - lim[0] >= 1
+    assert loss_notes == [f"{1.0 / n_epochs:.4f}", "0.4321"] and m_notes == ["0.8765"]
+    assert loss_legend == ["train_loss: training objective", "valid_loss"]
+    assert m_legend == ["accuracy"]
+    assert fig.axes[1].get_ylim() == (0, 1.05)   # a fraction on its whole range
+
+
+def test_report_names_each_number_and_shows_the_sizes_per_epoch(tmp_path):
+    """A run like the `fast` recipe: label smoothing, progressive sizes, a larger test size,
+    validated after its last epoch. The report says which loss is which, shows each epoch's
+    training size and the test size, and the curves' legend says the objective."""
+    run = prepare(tmp_path / "run")
+    save_config(TrainConfig(data="digits", size=48, presize=56, progressive=[32, 40, 48],
+                            test_size=56, epochs=3, label_smoothing=0.1, valid_every=0),
+                run.config)
+    run.metrics.write_text("epoch,train_loss,valid_loss,accuracy,time\n0,0.9,,,3\n"
+                           "1,0.7,,,3\n2,0.6,1.0835,0.7679,3\n")
+    runs.save_json(run.evaluation, {"split": "valid", "size": 56, "n": 20, "accuracy": 0.7679,
+                                    "top_k_accuracy": 1.0, "cross_entropy": 0.7615})
+    page = build_report(run.path).read_text()
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert "train 32 px (epoch 0), 40 px (epoch 1), 48 px (epoch 2); test 56 px" in text
+    assert ("train_loss : training objective (label-smoothed cross-entropy, eps=0.1)"
+            in re.sub(r"\s+", " ", text))
+    assert "valid_loss : validation objective (label-smoothed cross-entropy, eps=0.1)" in \
+        re.sub(r"\s+", " ", text)
+    assert re.search(r"<td>cross_entropy</td><td>0\.761500</td><td>plain cross-entropy \(no "
+                     r"label smoothing\)", page)
+    assert re.search(r"final valid_loss: validation objective \(label-smoothed cross-entropy, "
+                     r"eps=0\.1\)</td><td>1\.083500</td>", page)
+    training = page[page.index("<h2>Training</h2>"):page.index("<h2>Evaluation</h2>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", training)
+    assert re.findall(r"<th>([^<]*)</th>", rows[0]) == ["epoch", "train_loss", "valid_loss",
+                                                       "accuracy", "time", "size"]
+    assert [re.findall(r"<td>([^<]*)</td>", r)[-1] for r in rows[1:]] == ["32", "40", "48"]
+    from resnette.run.drawing import curve_words
+    labels, caption = curve_words(run, runs.read_metrics(run.metrics))
+    assert labels["train_loss"] == "train_loss: training objective (label-smoothed " \
+        "cross-entropy, eps=0.1)"
+    assert caption == "train 32 px (epoch 0), 40 px (epoch 1), 48 px (epoch 2); test 56 px"

@@ -101,9 +101,13 @@ def predict_files(trained: Trained, paths: Sequence[Path], k: int = 3, tta: bool
     return out
 
 
+PREDICT_HEADER = "path\tclass probability, most likely first"
+
+
 def format_predictions(preds: Iterable[Prediction]) -> str:
-    """A plain table: path, then `name  probability` for each of the top k."""
-    lines = []
+    """A plain table: a header line, then one line per image: its path, a tab, then
+    `name  probability` for each of the top k (`cut -f1` gives the paths)."""
+    lines = [PREDICT_HEADER]
     for pred in preds:
         tops = "   ".join(f"{name} {percent(p):>6}" for name, p in pred.top)
         lines.append(f"{pred.path}\t{tops}")

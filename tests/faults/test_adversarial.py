@@ -38,8 +38,8 @@ def test_a_data_folder_named_in_latin1_trains_predicts_resumes_and_exports(world
                            str(latin1 / "valid" / target)], cwd=cwd, env=env(world["home"]),
                           capture_output=True, timeout=120)   # bytes: stdout carries raw names
     assert pred.returncode == 0, pred.stderr[-2000:]
-    lines = pred.stdout.splitlines()
-    assert len(lines) == 8 and all(b"caf\xe9/valid/b\xe9/" in line and b"b\\xe9" in line for line in lines)
+    header, *lines = pred.stdout.splitlines()
+    assert header.startswith(b"path\t") and len(lines) == 8 and all(b"caf\xe9/valid/b\xe9/" in line and b"b\\xe9" in line for line in lines)
     resumed = run(["train", "--resume", "--name", "lat", "--quiet"], cwd, world["home"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     out = cwd / os.fsdecode(b"exp\xe9")
@@ -77,8 +77,8 @@ def test_predict_skips_an_unreadable_file_and_names_a_fifo(world, baseline, cwd)
     proc = run(["predict", str(baseline["run"]), str(photos)], cwd, world["home"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "skipped 1 unreadable image(s) of 3" in proc.stderr and "broken.jpg" in proc.stderr
-    rows = proc.stdout.strip().splitlines()
-    assert [r.split("\t")[0] for r in rows] == [str(photos / "00.png"), str(photos / "01.png")]
+    header, *rows = proc.stdout.strip().splitlines()
+    assert header.startswith("path\t") and [r.split("\t")[0] for r in rows] == [str(photos / "00.png"), str(photos / "01.png")]
     assert all(r.split("\t")[1].startswith("b ") for r in rows)   # outputs line up with the paths
     os.mkfifo(cwd / "pipe.jpg")
     fifo = run(["predict", str(baseline["run"]), "pipe.jpg"], cwd, world["home"], timeout=60)

@@ -172,4 +172,4 @@ def test_read_only_places_are_one_line(world, read_only, cwd, args, words):
 def test_a_read_only_run_still_predicts(world, read_only, cwd):
     proc = run(["predict", str(read_only / "run"), str(world["data"] / "valid" / "a")], cwd, world["home"])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert len(proc.stdout.strip().splitlines()) == 8
+    assert len(proc.stdout.strip().splitlines()) == 1 + 8   # the header, a line per image
