@@ -59,6 +59,7 @@ def test_safetensors_export_rebuilds_the_model_from_two_files(run, tmp_path):
     assert load_exported(moved).config == original.config  # the file alone also suffices
 
 
+@pytest.mark.slow
 def test_onnx_export_scores_the_run_at_its_test_size_and_takes_other_sizes(tmp_path, monkeypatch):
     """A run trained at 32 px and scored at 48 px (--test-size): the ONNX model, run by
     onnxruntime on the validation images at 48 px, scores what the run's evaluation says; its

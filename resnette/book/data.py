@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 import torch
 
 from resnette.data.augment import AugmentConfig
-from resnette.data.sources import DATASETS, untar_data as _untar_data, url_env_var
+from resnette.data.sources import DATASETS, copy_advice, untar_data as _untar_data, url_env_var
 from resnette.utils import ResnetteError
 
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])   # fastai's, as lists
@@ -59,7 +59,7 @@ def untar_data(url: str, force_download: bool = False) -> Path:
         local = Path(unquote(urlparse(given).path))
         if local.is_dir():
             return local
-    return _untar_data(name)
+    return _untar_data(name, advice=copy_advice(name, book=True))
 
 
 # fastai's: the extensions whose MIME type is image/*. fastai reads mimetypes.types_map after

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from resnette.data import fetch
 from resnette.data.extract import MAX_RATIO, RATIO_ALLOWANCE, BadArchive, extract_tar
 from resnette.data.layout import layout_problem
+from resnette.data.offline import copy_advice, url_env_var
 from resnette.utils import ResnetteError
 
 __all__ = ["DATASETS", "MAX_RATIO", "RATIO_ALLOWANCE", "Dataset", "download", "extract_tar",
@@ -78,21 +79,18 @@ def resnette_home(data_dir: str | os.PathLike | None = None) -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "resnette"
 
 
-def url_env_var(name: str) -> str:
-    """`imagenette-160` -> `RESNETTE_URL_IMAGENETTE_160`."""
-    return "RESNETTE_URL_" + name.upper().replace("-", "_")
-
-
 def untar_data(name: str, data_dir: str | os.PathLike | None = None, url: str | None = None,
                sha256: str | None = None, retries: int = 4, timeout: float = 30.0,
-               backoff: float = 1.0, max_bytes: int | str | None = None) -> Path:
+               backoff: float = 1.0, max_bytes: int | str | None = None,
+               advice: str | None = None) -> Path:
     """Return the extracted folder of dataset `name`, downloading it first if needed.
 
     The publisher's address is checked against fastai's record (size + MD5 of the first
     MiB). A user-given address (`url` or `$RESNETTE_URL_<NAME>`) is checked against a
     full-file SHA-256 given as `sha256=` or as the address's `#sha256=<hex>` fragment, and
     is not checked when neither is given (fastai's record describes a different address);
-    it may send at most `max_bytes` ($RESNETTE_MAX_DOWNLOAD, default 2 GiB).
+    it may send at most `max_bytes` ($RESNETTE_MAX_DOWNLOAD, default 2 GiB). A failed
+    fetch ends with `advice` (default: `copy_advice`'s, for where the call runs).
     """
     if name not in DATASETS:
         raise ResnetteError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
@@ -124,8 +122,7 @@ def untar_data(name: str, data_dir: str | os.PathLike | None = None, url: str | 
             return target   # the process we waited for fetched it
         return _fetch_and_extract(ds, home, url, stats, sha256, data_dir, dict(
             retries=retries, timeout=timeout, backoff=backoff, max_bytes=max_bytes,
-            advice=(f"to use a copy, set {var}=<its address or file:// path> "
-                    "(before the command), or train on a folder you have: --data <folder>")))
+            advice=advice or copy_advice(name)))
 
 
 @contextlib.contextmanager
