@@ -16,6 +16,7 @@ TRAIN_LOSS = "train_loss"          # the training objective on the training batc
 VALID_LOSS = "valid_loss"          # the same objective on the validation set
 ACCURACY = "accuracy"
 TOP_K = "top_k_accuracy"           # fastai's name: the label among the 5 most likely classes
+ERROR_RATE = "error_rate"          # fastai's: 1 - accuracy
 CROSS_ENTROPY = "cross_entropy"    # an evaluation's loss: plain cross-entropy, never smoothed
 TOP_K_K = 5
 
@@ -25,6 +26,7 @@ WORDS = {
     TOP_K: f"top-{TOP_K_K} accuracy: fraction of the images whose label is among the "
            f"{TOP_K_K} most likely classes",
     CROSS_ENTROPY: "plain cross-entropy (no label smoothing) of the label's probability",
+    ERROR_RATE: "fraction of the images whose most likely class is not their label",
 }
 
 # an evaluation's numbers, in the order they are shown
@@ -63,7 +65,7 @@ def words(key: str, config: Mapping[str, Any] | None = None) -> str:
                 f"as fastai's train_loss")
     if key == VALID_LOSS:
         return f"validation objective ({objective(config)})"
-    return WORDS.get(key, key)
+    return WORDS.get(key, "a metric given to the Learner (its function's name)")
 
 
 def legend(key: str, config: Mapping[str, Any] | None = None) -> str:

@@ -115,6 +115,8 @@ def test_the_losses_are_worded_by_what_the_run_trained_on():
     assert words(TRAIN_LOSS, {"label_smoothing": 0.0}).startswith("training objective (cross-entropy)")
     assert "on mixed images (mixup alpha=0.4)" in words(TRAIN_LOSS, {"mixup": 0.4})
     assert words(CROSS_ENTROPY).startswith("plain cross-entropy")
+    assert words("error_rate").endswith("is not their label")
+    assert words("my_acc") == "a metric given to the Learner (its function's name)"
 
 
 @given(st.lists(st.integers(32, 512), min_size=1, max_size=30), st.integers(32, 512))

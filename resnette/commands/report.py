@@ -97,7 +97,8 @@ def describe(ev: dict) -> str:
 def _summary(config: dict, metrics: dict, evaluation: dict | None, sizes: str) -> str:
     """The run at a glance: a two-column table whose left column names each row."""
     items = [("data", config.get("data")), ("architecture", config.get("arch")),
-             ("image sizes (training per epoch; test: evaluate, predict, export)", sizes), ("epochs", len(metrics.get("epoch", [])))]
+             ("image sizes (training per epoch; test: evaluate, predict, export)", sizes),
+             ("epochs", len(metrics.get("epoch", [])))]
     for key in (ACCURACY, VALID_LOSS):
         if metrics.get(key):
             items.append((f"final {key}: {words(key, config)}", show(key, metrics[key][-1])))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from ..measures import ACCURACY, TOP_K
+from ..measures import ACCURACY, ERROR_RATE, TOP_K
 from ..utils import ResnetteError
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -53,11 +53,11 @@ def _in_top_k(pred: torch.Tensor, y: torch.Tensor, k: int = 5) -> torch.Tensor:
 # The sums the loop accumulates for our own metrics: integer counts, exact at any set size.
 _SUMS: dict[str, Metric] = {
     ACCURACY: lambda pred, y: _correct(pred, y).sum(),
-    "error_rate": lambda pred, y: (~_correct(pred, y)).sum(),
+    ERROR_RATE: lambda pred, y: (~_correct(pred, y)).sum(),
     TOP_K: lambda pred, y: _in_top_k(pred, y).sum(),
 }
-_PUBLIC: dict[Callable, str] = {accuracy: ACCURACY, error_rate: "error_rate", top_k_accuracy: TOP_K}
-METRICS: dict[str, Metric] = {ACCURACY: accuracy, "error_rate": error_rate, TOP_K: top_k_accuracy}
+_PUBLIC: dict[Callable, str] = {accuracy: ACCURACY, error_rate: ERROR_RATE, top_k_accuracy: TOP_K}
+METRICS: dict[str, Metric] = {ACCURACY: accuracy, ERROR_RATE: error_rate, TOP_K: top_k_accuracy}
 
 
 def get_metrics(metrics: str | Callable | Iterable[str | Callable] | None) -> dict[str, Metric]:
