@@ -47,8 +47,8 @@ def test_an_export_in_another_librarys_names_predicts_beside_its_run(run, fmt, m
         assert torch.equal(theirs.model(x), own.model(x))
     assert main(["predict", file.name, "../a.png"]) == 0
     assert main(["predict", str(run.path), "../a.png"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and out[0] == out[1]   # the same predictions as the run's own
+    out = capsys.readouterr().out.splitlines()   # each: the header, then its one image
+    assert len(out) == 4 and out[0] == out[2] and out[1] == out[3]   # the run's own predictions
 
 
 def test_beside_a_config_of_another_model_the_weights_file_is_named_not_the_config(run):
