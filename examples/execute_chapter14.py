@@ -16,7 +16,8 @@ belong to the code from outputs left under an edited cell.
 The notebook is read as committed, less a previous run's injected cell, report and outputs; it is
 written atomically (a temporary file, then a rename): an interrupted run leaves the old file as it
 was. A failing cell stops the run; what ran is still written, the report saying where it stopped;
-`kill PID` (SIGTERM) interrupts the running cell and does the same (to end a long run in time).
+`kill PID` (SIGTERM) interrupts the running cell and does the same; --last-start HH:MM (UTC)
+ends the run cleanly before the first cell that would start later (to end a long run in time).
 --smoke: a 20-images-per-class subset, every fit 1 epoch, written to --out (default: a file in
 the temporary folder), to check the mechanics in a minute. The decode caches go to --home
 (default: a new temporary folder: the run then includes building them, as a reader's first run).
@@ -63,6 +64,10 @@ LATER_EPOCHS = {later!r}
 BOTTLENECK_EPOCHS = {bottleneck!r}"""
 
 
+class TimeUp(Exception):
+    """--last-start passed: the run ends cleanly before the next cell (nothing interrupted)."""
+
+
 def source_sha256(source: str) -> str:
     """The hash a code cell's outputs are tied to (tests compare it with the committed source)."""
     return hashlib.sha256(source.encode("utf-8")).hexdigest()
@@ -99,43 +104,102 @@ def fits_plan(later: int | None, bottleneck: int | None) -> list[int]:
     return [5, 5, later or 5, later or 5, bottleneck or later or 20]
 
 
-def report(rows: list[dict], plan: list[int], info: dict, failure: str | None) -> str:
-    """The run-report cell's markdown."""
+def header(info: dict) -> str:
+    """The report's first paragraph: how, where, on what and when the notebook was executed."""
     import torch
-    full = [SECTIONS[i][0] for i, r in enumerate(rows) if plan[i] == SECTIONS[i][1]]
+    return ("**This run** (written by `examples/execute_chapter14.py`, which regenerates this "
+            "notebook in one command; see the README). "
+            f"Executed {info['date']} on {info['cpu']['model']} "
+            f"({', '.join(info['cpu']['flags']) or 'no AVX2'}; {info['cpu']['cores']} cores, "
+            f"shared with other work), torch {torch.__version__}, resnette at commit "
+            f"{info['commit']}, on {info['data']} (official split, {info['n_train']:,} training "
+            f"and {info['n_valid']:,} validation images, stored squashed to 224 px; see the "
+            f"injected cell above). The whole notebook took {info['wall_min']:.0f} min.")
+
+
+def finished(cell: nbformat.NotebookNode) -> bool:
+    """A code cell that ran to its end: executed() recorded its hash, and it raised nothing."""
+    return ("source_sha256" in cell.metadata.get("resnette", {})
+            and not any(o.get("output_type") == "error" for o in cell.get("outputs", [])))
+
+
+def stop_at_unfinished(nb: nbformat.NotebookNode) -> str | None:
+    """The last line of the first code cell that started but did not finish (an error, an
+    interrupt, a dead kernel), after clearing it and every code cell below it: a reader sees
+    where the run stopped, never a half table or a traceback. None when every started cell ended."""
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    first = next((i for i, c in enumerate(cells)
+                  if (c.execution_count is not None or c.outputs) and not finished(c)), None)
+    if first is None:
+        return None
+    for c in cells[first:]:
+        c.outputs, c.execution_count = [], None
+        c.metadata.pop("resnette", None)
+        c.metadata.pop("execution", None)
+    return cells[first].source.splitlines()[-1]
+
+
+def report(nb: nbformat.NotebookNode, plan: list[int], head: str, stopped: str | None) -> str:
+    """The run-report cell's markdown, from the notebook's own cells: each fit's time from its
+    metadata, its accuracy from its epoch table (the numbers a reader sees below)."""
+    fits = [c for c in nb.cells if c.cell_type == "code" and "fit_one_cycle(" in c.source]
+    done = [finished(c) for c in fits]
+    full = [SECTIONS[i][0] for i in range(len(fits)) if done[i] and plan[i] == SECTIONS[i][1]]
     short = [f"{SECTIONS[i][0]}: {plan[i]} epoch{'s' * (plan[i] != 1)} (book {SECTIONS[i][1]})"
-             for i, r in enumerate(rows) if plan[i] != SECTIONS[i][1]]
-    lines = [
-        "**This run** (written by `examples/execute_chapter14.py`, which regenerates this notebook "
-        "in one command; see the README). "
-        f"Executed {info['date']} on {info['cpu']['model']} "
-        f"({', '.join(info['cpu']['flags']) or 'no AVX2'}; {info['cpu']['cores']} cores, "
-        f"shared with other work), torch {torch.__version__}, resnette at commit "
-        f"{info['commit']}, on {info['data']} (official split, {info['n_train']:,} training "
-        f"and {info['n_valid']:,} validation images, stored squashed to 224 px; see the injected "
-        "cell above). "
-        f"The whole notebook took {info['wall_min']:.0f} min.",
-        "",
-        "- At the book's epochs: " + (", ".join(full) if full else "none") + ".",
-        "- Shortened: " + ("; ".join(short) if short else "none") + ".",
-    ]
-    if failure:
-        lines.append(f"- **The run stopped** in the cell `{failure}`: the cells after it have no "
-                     "outputs.")
+             for i in range(len(fits)) if done[i] and plan[i] != SECTIONS[i][1]]
+    lines = [head, "",
+             "- At the book's epochs: " + (", ".join(full) if full else "none") + ".",
+             "- Shortened: " + ("; ".join(short) if short else "none") + "."]
+    if stopped:
+        lines.append(f"- **The run stopped** {stopped}; that cell and the cells after it have "
+                     "no outputs.")
     lines += ["", "| section | epochs (book) | time | accuracy | book's accuracy |",
               "|---|---|---|---|---|"]
     for i, (name, book_epochs, book_acc) in enumerate(SECTIONS):
-        if i < len(rows):
-            r = rows[i]
-            acc = f"{r['accuracy']:.1%}" if r["accuracy"] is not None else "-"
-            lines.append(f"| {name} | {plan[i]} ({book_epochs}) | {r['seconds'] / 60:.1f} min "
-                         f"| {acc} | {book_acc:.1%} after {book_epochs} |")
+        if i < len(fits) and done[i]:
+            acc = table_accuracy(fits[i])
+            seconds = fits[i].metadata["resnette"]["seconds"]
+            lines.append(f"| {name} | {plan[i]} ({book_epochs}) | {seconds / 60:.1f} min "
+                         f"| {'-' if acc is None else f'{acc:.1%}'} | {book_acc:.1%} after "
+                         f"{book_epochs} |")
         else:
             lines.append(f"| {name} | not run ({book_epochs}) | - | - | {book_acc:.1%} after "
                          f"{book_epochs} |")
     lines += ["", "The book's times are a GPU's; a shortened fit is a shorter 1cycle schedule, so "
               "its accuracy is not the book's to compare with."]
     return "\n".join(lines)
+
+
+def write(nb: nbformat.NotebookNode, out: Path) -> None:
+    """Validated, then atomically: a temporary file beside `out`, renamed over it."""
+    nbformat.validate(nb)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        nbformat.write(nb, f)
+    os.replace(partial, out)
+
+
+def injected_plan(nb: nbformat.NotebookNode) -> list[int]:
+    """The epochs per fit that the notebook's injected cell set."""
+    (cell,) = [c for c in nb.cells if "injected-parameters" in tags(c)]
+    found = dict(re.findall(r"^(LATER_EPOCHS|BOTTLENECK_EPOCHS) = (None|\d+)$", cell.source,
+                            re.M))
+    value = {k: None if v == "None" else int(v) for k, v in found.items()}
+    return fits_plan(value.get("LATER_EPOCHS"), value.get("BOTTLENECK_EPOCHS"))
+
+
+def finish(path: Path, why: str) -> int:
+    """An executed notebook whose run was killed mid-cell (a dead kernel leaves that cell half
+    done): clear the unfinished cell and those below, rewrite the report's body, keep its header."""
+    nb = nbformat.read(path, as_version=4)
+    (rep,) = [c for c in nb.cells if "run-report" in tags(c)]
+    cell = stop_at_unfinished(nb)
+    stopped = f"in the cell `{cell}` ({why})" if cell else None
+    rep.source = report(nb, injected_plan(nb), rep.source.split("\n\n")[0], stopped)
+    write(nb, path)
+    print(f"finished {path}: " + (f"stopped {stopped}" if stopped else "every started cell ended"))
+    return 0
 
 
 def smoke_data(root: Path, per_class: int, tmp: Path) -> Path:
@@ -158,6 +222,9 @@ def commit() -> str:
 
 
 def execute(args: argparse.Namespace) -> int:
+    if args.data is None:
+        print("error: give --data <an extracted Imagenette folder>", file=sys.stderr)
+        return 2
     if not (args.data / "train").is_dir() or not (args.data / "val").is_dir():
         print(f"error: {args.data} has no train/ and val/ folders: give --data an extracted "
               "Imagenette (official split)", file=sys.stderr)
@@ -178,10 +245,11 @@ def execute(args: argparse.Namespace) -> int:
         metadata={"tags": ["injected-parameters"]})
     nb.cells.insert(params[0] + 1, injected)
     plan = fits_plan(later, bottleneck)
-    rows: list[dict] = []
     starts: dict[int, float] = {}
 
     def started(cell, cell_index, **_) -> None:
+        if last_start is not None and datetime.datetime.now(datetime.timezone.utc) > last_start:
+            raise TimeUp(f"--last-start {args.last_start} UTC passed before this cell")
         starts[cell_index] = time.perf_counter()
 
     def executed(cell, cell_index, **_) -> None:
@@ -191,11 +259,15 @@ def execute(args: argparse.Namespace) -> int:
         last = cell.source.splitlines()[-1][:60] if cell.source else ""
         extra = ""
         if "fit_one_cycle(" in cell.source:
-            rows.append(dict(seconds=seconds, accuracy=table_accuracy(cell)))
-            extra = f"  accuracy {rows[-1]['accuracy']}"
+            extra = f"  accuracy {table_accuracy(cell)}"
         print(f"{time.strftime('%H:%M:%S')} [cell {cell_index:>2}] {seconds:>8.1f} s  {last}"
               f"{extra}", flush=True)
 
+    last_start = None
+    if args.last_start:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        hour, minute = (int(x) for x in args.last_start.split(":"))
+        last_start = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
     env = dict(os.environ, RESNETTE_HOME=str(home))
     client = NotebookClient(nb, kernel_name="python3", timeout=None, startup_timeout=600,
                             record_timing=False,
@@ -209,40 +281,42 @@ def execute(args: argparse.Namespace) -> int:
                 n_valid=sum(1 for f in (data / "val").glob("*/*")))
     print(f"executing {NOTEBOOK.name} (commit {info['commit']}) on {data}; RESNETTE_HOME={home};"
           f" epochs per fit {plan}", flush=True)
+    interrupted = []
+
     def interrupt(signum, frame) -> None:   # `kill PID`: stop the running cell, keep what ran
+        interrupted.append(signum)
         provisioner = getattr(client.km, "provisioner", None) if client.km else None
         if provisioner is not None and provisioner.pid:
             os.kill(provisioner.pid, signal.SIGINT)
 
     signal.signal(signal.SIGTERM, interrupt)
-    t0, failure = time.perf_counter(), None
+    t0, stopped = time.perf_counter(), None
     try:
         client.execute(env=env)
-    except Exception as e:  # a failing cell: keep what ran, say where it stopped
-        failing = next((c for c in nb.cells if c.cell_type == "code" and any(
-            o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        failure = (failing.source.splitlines()[-1] if failing is not None
-                   else type(e).__name__)
+    except TimeUp as e:   # out of time: the cells from here on stay unexecuted
+        stopped = "before the cell `" + next(
+            c.source.splitlines()[-1] for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and i > max(starts, default=-1)) + f"`: {e}"
+        print(f"[stopped] {e}", flush=True)
+    except Exception as e:  # an error, an interrupt, a dead kernel: keep what ended before it
+        cell = stop_at_unfinished(nb)
+        why = ("interrupted" if interrupted else
+               str(e).strip().splitlines()[-1][:120] if str(e).strip() else type(e).__name__)
+        stopped = f"in the cell `{cell}` ({why})" if cell else f"({why})"
         print(f"[stopped] {type(e).__name__}: {str(e)[-400:]}", flush=True)
     info["wall_min"] = (time.perf_counter() - t0) / 60
-    at = params[0] + 2
-    nb.cells.insert(at, nbformat.v4.new_markdown_cell(report(rows, plan, info, failure),
-                                                      metadata={"tags": ["run-report"]}))
-    nbformat.validate(nb)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        nbformat.write(nb, f)
-    os.replace(partial, out)
+    nb.cells.insert(params[0] + 2, nbformat.v4.new_markdown_cell(
+        report(nb, plan, header(info), stopped), metadata={"tags": ["run-report"]}))
+    write(nb, out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {info['wall_min']:.1f} min"
-          + (f"; stopped at {failure!r}" if failure else ""), flush=True)
-    return 1 if failure else 0
+          + (f"; stopped {stopped}" if stopped else ""), flush=True)
+    return 1 if stopped else 0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True,
+    ap.add_argument("--data", type=Path, default=None,
                     help="an extracted Imagenette folder (train/, val/), used for both URLs")
     ap.add_argument("--later-epochs", type=int, default=None,
                     help="LATER_EPOCHS (default None: the book's)")
@@ -251,9 +325,16 @@ def main() -> int:
     ap.add_argument("--home", type=Path, default=None,
                     help="RESNETTE_HOME for the decode caches (default: a new temporary folder)")
     ap.add_argument("--out", type=Path, default=None, help="default: examples/chapter14.ipynb")
+    ap.add_argument("--last-start", default=None, metavar="HH:MM",
+                    help="UTC: start no cell after this time (the rest stay unexecuted, the report"
+                         " says so); a long fit is never cut in the middle")
     ap.add_argument("--smoke", action="store_true",
                     help="20 images per class, 1-epoch fits, written to a temporary folder")
-    return execute(ap.parse_args())
+    ap.add_argument("--finish", type=Path, default=None, metavar="NOTEBOOK",
+                    help="only tidy an executed notebook whose run was killed mid-cell")
+    ap.add_argument("--why", default="killed: out of time", help="with --finish: the reason")
+    args = ap.parse_args()
+    return finish(args.finish, args.why) if args.finish else execute(args)
 
 
 if __name__ == "__main__":
