@@ -218,3 +218,62 @@ def test_the_pictures_are_there(nb):
                    if o.output_type == "execute_result")
     assert re.fullmatch(r"SuggestedLRs\(valley=[\d.e-]+, steep=[\d.e-]+, minimum=[\d.e-]+\)",
                         text.strip()), text
+
+
+# The regeneration script's own decisions, on copies of the committed notebook.
+
+def script():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("execute_chapter14",
+                                                  REPO / "examples" / "execute_chapter14.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def copy_of(nb):
+    return nbformat.from_dict(json.loads(json.dumps(nb)))
+
+
+def test_clean_gives_back_the_code_as_committed(nb):
+    cleaned = script().clean(copy_of(nb))
+    tags = [t for c in cleaned.cells for t in c.metadata.get("tags", [])]
+    assert tags == ["parameters"]
+    assert all(not c.outputs and c.execution_count is None and "resnette" not in c.metadata
+               for c in code(cleaned))
+    assert [c.source for c in code(cleaned)] == [
+        c.source for c in code(nb) if "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_a_cell_killed_mid_run_is_cleared_with_every_cell_below_it(nb, data):
+    """A dead kernel leaves the running cell with an execution count (and maybe half a table)
+    but no recorded hash; an error leaves a traceback. Either way, the reader must see the run
+    stop there: that cell and those below are cleared, those above untouched."""
+    mod, copy = script(), copy_of(nb)
+    cells = ran(copy)
+    k = data.draw(st.integers(0, len(cells) - 1))
+    if data.draw(st.booleans()):
+        cells[k].metadata.pop("resnette")
+    else:
+        cells[k].outputs.append(nbformat.v4.new_output("error", ename="KeyboardInterrupt",
+                                                       evalue="", traceback=[]))
+    before = [json.dumps(c) for c in cells[:k]]
+    assert mod.stop_at_unfinished(copy) == cells[k].source.splitlines()[-1]
+    assert [json.dumps(c) for c in cells[:k]] == before
+    assert all(not c.outputs and c.execution_count is None for c in code(copy)[k:])
+    assert mod.stop_at_unfinished(copy) is None   # nothing half-run is left
+    text = mod.report(copy, mod.injected_plan(copy), "head", "in the cell `x`")
+    assert text.count("| not run (") == sum(c.execution_count is None for c in fits(copy))
+
+
+def test_a_missing_data_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    import argparse
+    args = argparse.Namespace(data=tmp_path / "nowhere", smoke=False, later_epochs=None,
+                              bottleneck_epochs=None, out=tmp_path / "x.ipynb", home=None,
+                              last_start=None)
+    assert script().execute(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "train/" in err
+    assert not (tmp_path / "x.ipynb").exists()
