@@ -177,6 +177,9 @@ def write(nb: nbformat.NotebookNode, out: Path) -> None:
     fd, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         nbformat.write(nb, f)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(partial, out.stat().st_mode & 0o777 if out.exists() else 0o666 & ~umask)
     os.replace(partial, out)
 
 
@@ -195,7 +198,9 @@ def finish(path: Path, why: str) -> int:
     nb = nbformat.read(path, as_version=4)
     (rep,) = [c for c in nb.cells if "run-report" in tags(c)]
     cell = stop_at_unfinished(nb)
-    stopped = f"in the cell `{cell}` ({why})" if cell else None
+    rest = [c for c in nb.cells if c.cell_type == "code" and c.execution_count is None]
+    stopped = (f"in the cell `{cell}` ({why})" if cell else
+               f"before the cell `{rest[0].source.splitlines()[-1]}` ({why})" if rest else None)
     rep.source = report(nb, injected_plan(nb), rep.source.split("\n\n")[0], stopped)
     write(nb, path)
     print(f"finished {path}: " + (f"stopped {stopped}" if stopped else "every started cell ended"))
