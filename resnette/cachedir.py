@@ -10,9 +10,9 @@ library only, so `resnette cache` answers without torch or NumPy), adds:
   both exclusively, so an entry being read or built is never removed, whoever asks.
 - **last used**: `hold` touches `<key>.use`, so its modification time is the entry's last use
   (file access times are unreliable: most disks are mounted noatime or relatime).
-- **a size limit**: `RESNETTE_CACHE_LIMIT` (default 20 GB; `500MB`, `1.5GiB`, `none`). Before a
-  new entry is built, the least recently used entries not in use are removed until the new
-  one fits (`make_room`), with a one-line notice on stderr.
+- **a size limit**: `RESNETTE_CACHE_LIMIT` (default 20 GB; `500MB`, `1.5GiB`, `none`; `0` keeps
+  only what is in use). Before a new entry is built, the least recently used entries not in
+  use are removed until the new one fits (`make_room`), with a one-line notice on stderr.
 
 The `<key>.lock` files stay (a few bytes each): a builder may be waiting on one, and removing
 it under it would let a second builder start on a new file.
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from resnette.display import term
 from resnette.utils import ResnetteError
 
 LIMIT_ENV = "RESNETTE_CACHE_LIMIT"
@@ -49,7 +50,8 @@ def default_dir() -> Path:
 
 
 def cache_limit() -> int | None:
-    """The size limit in bytes from RESNETTE_CACHE_LIMIT, or None for no limit."""
+    """The size limit in bytes from RESNETTE_CACHE_LIMIT, or None for no limit. 0 is a limit:
+    the cache keeps nothing but the entries in use (each build evicts every other entry)."""
     text = os.environ.get(LIMIT_ENV, "").strip()
     if not text:
         return DEFAULT_LIMIT
@@ -281,7 +283,7 @@ def make_room(base: Path, need: int, keep: str, limit: int | None = None,
 
 def notice(removed: Iterable[Entry], limit: int, base: Path) -> str:
     removed = list(removed)
-    what = ", ".join(f"{Path(e.source).name or '?'} at {e.presize}px" for e in removed)
+    what = ", ".join(f"{term(Path(e.source).name or '?')} at {e.presize}px" for e in removed)
     return (f"decode cache: removed {len(removed)} least recently used entr"
             f"{'y' if len(removed) == 1 else 'ies'} ({size_text(sum(e.bytes for e in removed))}: "
-            f"{what}) to stay under its {size_text(limit)} limit ({LIMIT_ENV}) in {base}")
+            f"{what}) to stay under its {size_text(limit)} limit ({LIMIT_ENV}) in {term(base)}")

@@ -16,17 +16,19 @@ import importlib
 import os
 import sys
 import threading
+import warnings
 from dataclasses import MISSING, fields
 from typing import Any, Callable, Sequence
 
 from resnette.cli_examples import EXAMPLES
+from resnette.display import term, warning_line
 from resnette.utils import ResnetteError, os_error_line, out_of_memory_line
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one `error:` line (exit 2), like our other errors."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"error: {term(message)} (see `{self.prog} --help`)\n")
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -40,7 +42,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         kind = config_mod.base_type(hints[f.name])
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default: {_show(default)})"
+        help_text = f"{f.metadata['help']} (default: {'unset' if default is None else default})"
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=help_text)
@@ -83,10 +85,6 @@ def at_least(low: int) -> Callable[[str], int]:
         return value
     convert.__name__ = "int"
     return convert
-
-
-def _show(v: Any) -> str:
-    return "unset" if v is None else str(v)
 
 
 def version() -> str:
@@ -245,9 +243,26 @@ def command_in(argv: Sequence[str]) -> str:
     return next((a for a in argv if not a.startswith("-")), "")
 
 
+def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    """Python's warning hook while `main` runs: the CLI's own line (display.warning_line)."""
+    try:
+        sys.stderr.write(warning_line(message) + "\n")
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):   # None (closed at start), EPIPE, closed
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    # File names need not be UTF-8: results (stdout) carry their raw bytes, as `ls` does, so
-    # a script gets the real name; messages (stderr) show them as \\xNN. Never a crash.
+    """Run one command; its Python warnings are `warning: ...` lines, for this call only
+    (catch_warnings restores the hook: importing resnette changes nothing for a library)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    # Names are shown through display.term (control characters escaped); a byte that is not
+    # UTF-8 and slips past it is never a crash: kept raw on stdout, \\xNN on stderr.
     for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors=errors)
@@ -259,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warm_up("torch._dynamo")
         module.main(args)
     except ResnetteError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {term(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -270,13 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:   # the system refused (name too long, no permission, I/O): one line
         if e.errno is None:
             raise
-        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        print(f"error: {term(os_error_line(e))}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as e:   # out of memory outside the guarded train step
         line = out_of_memory_line(args.command, e)
         if line is None:
             raise
-        print(f"error: {line}", file=sys.stderr)
+        print(f"error: {term(line)}", file=sys.stderr)
         return 2
     return 0
 

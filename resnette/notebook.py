@@ -10,10 +10,12 @@ as fastprogress draws its bars): the training bar and the epoch table that grows
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import sys
-from typing import TYPE_CHECKING, Any, Sequence
+import warnings
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -62,8 +64,19 @@ def figure_png(fig: "Figure", dpi: int = 100) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    with quiet_glyphs():
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
+
+
+@contextlib.contextmanager
+def quiet_glyphs() -> Iterator[None]:
+    """Drawing without matplotlib's warning per missing glyph ("Glyph 20013 missing from
+    font(s) DejaVu Sans", once per character): resnette.plots.as_text says it once, naming
+    the font to install."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from (current )?font")
+        yield
 
 
 class Live:

@@ -10,6 +10,12 @@ figure is made (~0.5 s of a CPU): a command that draws nothing never pays for it
 
 `present(fig, path)` is what the user-facing picture methods (show_batch, lr_find, plot_loss,
 ...) end with: shown inline in a Jupyter notebook, written to `path` when one is given.
+
+Text is drawn as the characters it holds (`as_text`, before every drawing): a class or run
+name is never mathtext (`$\\notacmd$` is those nine characters, not a crash), its control
+characters are shown escaped (resnette.display.term), and a script the default font lacks
+(CJK, ...) is drawn with an installed font that has it, else one warning names the font to
+install instead of matplotlib's warning per missing glyph.
 """
 from __future__ import annotations
 
@@ -19,7 +25,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from resnette.notebook import in_notebook, show_figure
+from resnette.display import term
+from resnette.plotfonts import as_text
+from resnette.notebook import in_notebook, quiet_glyphs, show_figure
 from resnette.utils import atomic_write
 
 if TYPE_CHECKING:
@@ -35,9 +43,11 @@ def _save(fig: "Figure", path: str | Path | None) -> "Figure":
     """Write `fig` as PNG to `path` (atomically) when there is one; return the figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     FigureCanvasAgg(fig)
+    as_text(fig)
     if path is not None:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100,
-                                                   bbox_inches="tight"))
+        with quiet_glyphs():
+            atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100,
+                                                       bbox_inches="tight"))
     return fig
 
 
@@ -146,8 +156,9 @@ def plot_confusion(cm: np.ndarray, names: Sequence[str], path: str | Path | None
     fig = _figure(figsize=(side, side))
     ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(n), labels=names, rotation=90)
-    ax.set_yticks(range(n), labels=names)
+    labels = [term(name) for name in names]   # a name stays on its tick, escaped
+    ax.set_xticks(range(n), labels=labels, rotation=90)
+    ax.set_yticks(range(n), labels=labels)
     ax.set(xlabel="predicted", ylabel="actual", title="confusion matrix")
     if n <= 30:  # numbers in the cells stay readable up to about this many classes
         top = cm.max() if cm.size else 0
@@ -226,7 +237,7 @@ TOP_LOSSES_TITLE = "prediction / actual / loss / probability"
 
 def top_loss_titles(actual: Sequence[str], predicted: Sequence[str], losses: Sequence[float],
                     probs: Sequence[float]) -> list[str]:
-    return [f"{p} / {a}\nloss {l:.2f}, p {q:.2f}"
+    return [f"{term(p)} / {term(a)}\nloss {l:.2f}, p {q:.2f}"
             for p, a, l, q in zip(predicted, actual, losses, probs)]
 
 

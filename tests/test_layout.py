@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "resnette"
 LAYERS = [
     # leaves: plots draws what it is handed; runfiles names a run's files (train/ writes them)
     ["resnette.utils", "resnette.display", "resnette.notebook", "resnette.runfiles",
-     "resnette.plots", "resnette.cachedir", "resnette.measures"],
+     "resnette.plots", "resnette.plotfonts", "resnette.cachedir", "resnette.measures"],
     ["resnette.data"],
     ["resnette.models"],
     ["resnette.train"],

@@ -9,7 +9,6 @@ it is named as kept. Standard library only: this answers without importing torch
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 
@@ -56,22 +55,25 @@ def main(args: argparse.Namespace) -> None:
             print(f"kept     {cachedir.size_text(e.bytes):>9}  {_source(e)} (in use)")
         freed = cachedir.size_text(sum(e.bytes for e in removed))
         print(f"{len(removed)} entr{'y' if len(removed) == 1 else 'ies'} removed ({freed})"
-              + (f", {len(busy)} in use kept" if busy else "") + f" in {base}")
+              + (f", {len(busy)} in use kept" if busy else "") + f" in {_text(base)}")
         return
     found = cachedir.entries(base)
     if args.json:
-        print(json.dumps([_json(e) for e in found], indent=1))
+        from resnette.display import to_json
+        print(to_json([_json(e) for e in found]))
         return
     if found:
         print(_table(found))
     total = sum(e.bytes for e in found)
-    bound = f"of its {cachedir.size_text(limit)} limit" if limit else "(no limit)"
+    # 0 is a limit (keep nothing but entries in use: each build evicts the rest), not "none"
+    bound = "(no limit)" if limit is None else f"of its {cachedir.size_text(limit)} limit"
+    env = cachedir.LIMIT_ENV + (": 0 keeps only entries in use" if limit == 0 else "")
     print(f"{len(found)} entr{'y' if len(found) == 1 else 'ies'}, {cachedir.size_text(total)} "
-          f"{bound} ({cachedir.LIMIT_ENV}) in {base}")
+          f"{bound} ({env}) in {_text(base)}")
 
 
 def _source(e) -> str:
-    where = e.source or "(unknown source)"
+    where = _text(e.source) if e.source else "(unknown source)"
     return f"{where} at {e.presize}px" if e.presize else where
 
 
@@ -102,8 +104,9 @@ def _table(found) -> str:
                      for r in rows)
 
 
-def _text(v: str) -> str:
-    return v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+def _text(v: object) -> str:
+    from resnette.display import term
+    return term(v)
 
 
 def _json(e) -> dict:

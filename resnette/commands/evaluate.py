@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
-import json
 import os
 import re
 from dataclasses import replace
@@ -19,7 +18,7 @@ import torch
 
 from resnette import plots
 from resnette.commands.predict import labelled_folder
-from resnette.display import show
+from resnette.display import show, term, to_json
 from resnette.measures import EVALUATION
 from resnette.run.claim import open_existing
 from resnette.run.config import eval_size, validate
@@ -139,18 +138,20 @@ def record_evaluation(run: Run, probs: torch.Tensor, targets: torch.Tensor, load
 
 def format_evaluation(ev: dict) -> str:
     """The numbers as people read them (resnette.display's rule), each under its one name
-    (resnette.measures: the names evaluation.json, the report and `runs` use)."""
+    (resnette.measures: the names evaluation.json, the report and `runs` use); no top-5 for
+    5 classes or fewer (train/evaluation.py leaves it out)."""
     lines = [f"{'images':<16}{show('n', ev['n'])}"]
     lines += [f"{key:<16}{show(key, ev[key])}" for key in EVALUATION if key in ev]
     lines += ["", "per class:"]
-    width = max(len(n) for n in ev["per_class"])
+    names = {name: term(name) for name in ev["per_class"]}   # one row each, escaped
+    width = max(map(len, names.values()), default=0)
     for name, v in ev["per_class"].items():
         acc = "n/a" if v["accuracy"] is None else show("accuracy", v["accuracy"])
-        lines.append(f"  {name:<{width}}  {acc:>8}  ({v['n']} images)")
+        lines.append(f"  {names[name]:<{width}}  {acc:>8}  ({v['n']} images)")
     return "\n".join(lines)
 
 
 def main(args: argparse.Namespace) -> None:
     ev = evaluate_run(args.run, split=args.split, folder=args.folder, tta=args.tta, bs=args.bs,
                       test_size=args.test_size)
-    print(json.dumps(ev, indent=1) if args.json else format_evaluation(ev))
+    print(to_json(ev) if args.json else format_evaluation(ev))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from resnette.display import term
 from resnette.models.interop import FORMATS as FOREIGN, counterpart, to_format
 from resnette.run.config import eval_size, save_config
 from resnette.run.outputs import guard_output
@@ -130,10 +131,11 @@ def export_foreign(trained: Trained, fmt: str, out: str | Path) -> Path:
 
 
 def how_to_load(trained: Trained, fmt: str, path: Path) -> str:
-    """The Python lines that load an exported file in timm or fastai."""
+    """The Python lines that load an exported file in timm or fastai (the path as a Python
+    literal: quotes and control characters escaped, so the line is safe to print and paste)."""
     name, n = foreign_name(trained, fmt), len(trained.names)
-    read = (f'torch.load("{path}", weights_only=True)' if path.suffix in (".pth", ".pt")
-            else f'safetensors.torch.load_file("{path}")')
+    read = (f'torch.load({str(path)!r}, weights_only=True)' if path.suffix in (".pth", ".pt")
+            else f'safetensors.torch.load_file({str(path)!r})')
     build = (f'timm.create_model("{name}", num_classes={n}, in_chans={trained.channels})'
              if fmt == "timm" else f"fastai.vision.models.xresnet.{name}(n_out={n}, "
              f"c_in={trained.channels})")
@@ -178,6 +180,6 @@ def _export(source: str | Path, fmt: str, out: str | Path | None) -> tuple[Path,
 
 def main(args: argparse.Namespace) -> None:
     path, trained = _export(args.run, args.format, args.out)
-    print(f"exported {path}")
+    print(f"exported {term(path, raw_bytes=True)}")
     if args.format in FOREIGN:
         print(f"load it in {args.format}:\n" + how_to_load(trained, args.format, path))

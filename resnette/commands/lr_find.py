@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from resnette.display import lr_suggestions
+from resnette.display import lr_suggestions, term
 from resnette.run.config import TrainConfig, make_config, read_toml
 from resnette.run.folder import Run, default_name, resolve
 from resnette.run.lock import lock_run
@@ -89,4 +89,4 @@ def config_for(args: argparse.Namespace, root: str | Path = "runs") -> TrainConf
 def main(args: argparse.Namespace) -> None:
     plot, found = lr_find_run(config_for(args), out=args.out, quiet=args.quiet)
     print(lr_suggestions(found.valley, found.steepest, found.minimum))
-    print(f"plot: {plot}")
+    print(f"plot: {term(plot, raw_bytes=True)}")

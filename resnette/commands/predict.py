@@ -8,7 +8,6 @@ of each image and its mirror image (the chapter's `tta`, train/evaluation.py).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -23,7 +22,7 @@ from resnette.data.augment import resize_batch
 from resnette.run.config import eval_size
 from resnette.data.decode import decode_images, unreadable_warning
 from resnette.data.folders import IMAGE_EXTENSIONS, image_files
-from resnette.display import percent
+from resnette.display import percent, term, to_json
 from resnette.run.reading import nfc
 from resnette.run.trained import Trained, load_trained
 from resnette.train.evaluation import probabilities
@@ -106,11 +105,12 @@ PREDICT_HEADER = "path\tclass probability, most likely first"
 
 def format_predictions(preds: Iterable[Prediction]) -> str:
     """A plain table: a header line, then one line per image: its path, a tab, then
-    `name  probability` for each of the top k (`cut -f1` gives the paths)."""
+    `name  probability` for each of the top k (`cut -f1` gives the paths); one row per image
+    whatever its path or the class names hold (resnette.display.term)."""
     lines = [PREDICT_HEADER]
     for pred in preds:
-        tops = "   ".join(f"{name} {percent(p):>6}" for name, p in pred.top)
-        lines.append(f"{pred.path}\t{tops}")
+        tops = "   ".join(f"{term(name)} {percent(p):>6}" for name, p in pred.top)
+        lines.append(f"{term(pred.path, raw_bytes=True)}\t{tops}")
     return "\n".join(lines)
 
 
@@ -139,7 +139,7 @@ def samples(trained: Trained, folder: str = "digits-samples") -> list[Path]:
                             f"this one was trained on {trained.config.data}: give image files")
     cfg = trained.config   # valid_pct None: the digits' own default split
     written = save_samples(folder, 0.2 if cfg.valid_pct is None else cfg.valid_pct, cfg.seed)
-    print(f"wrote {len(written)} validation digits to {folder}/ (the true digit starts each "
+    print(f"wrote {len(written)} validation digits to {term(folder)}/ (the true digit starts each "
           "name)", file=sys.stderr)
     return written
 
@@ -154,6 +154,6 @@ def main(args: argparse.Namespace) -> None:
                             "trained on --data digits)")
     preds = predict_files(trained, find_images(images), k=args.top, tta=args.tta)
     if args.json:
-        print(json.dumps([p.as_dict() for p in preds], indent=1))
+        print(to_json([p.as_dict() for p in preds]))
     else:
         print(format_predictions(preds))

@@ -11,10 +11,11 @@ import html
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from resnette.display import PAGE_STYLE, show, show_setting
+from resnette.display import PAGE_STYLE, show, show_setting, term
 from resnette.run.claim import open_existing
 from resnette.run.outputs import guard_output
-from resnette.measures import ACCURACY, EVALUATION, VALID_LOSS, sizes_text, words
+from resnette.measures import (ACCURACY, EVALUATION, TOP_K, TOP_K_K, VALID_LOSS, sizes_text,
+                               words)
 from resnette.run.config import as_dict, eval_size
 from resnette.run.drawing import draw_run
 from resnette.run.folder import PLOT_NAMES, Run
@@ -67,7 +68,7 @@ def render(run: Run) -> str:
         parts += ["<h2>Other evaluations</h2>", "<p>Kept beside the run's own evaluation "
                   "(evaluations/*.json); the numbers above and the plots are not these.</p>",
                   _table(["evaluated", "n", *EVALUATION],
-                         [(describe(ev), ev["n"], *(ev.get(k) for k in EVALUATION))
+                         [(describe(ev), ev["n"], *(_measure(ev, k) for k in EVALUATION))
                           for ev in others])]
     on = describe(evaluation) if evaluation else "the validation set"
     captions = {**_CAPTIONS,
@@ -124,9 +125,18 @@ def _training(metrics: dict[str, list], config: dict, sizes: list[int]) -> str:
     return _table(columns, rows) + note + f"<ul>{legend}</ul>"
 
 
+def _measure(ev: dict[str, Any], key: str) -> Any:
+    """A measure of an evaluation as the report shows it: top-5 only above 5 classes (an
+    older evaluation.json may hold its meaningless 1.0)."""
+    classes = ev.get("names") or ev.get("per_class")   # unknown in the oldest: shown as stored
+    if key == TOP_K and classes and len(classes) <= TOP_K_K:
+        return None
+    return ev.get(key)
+
+
 def _evaluation(ev: dict[str, Any]) -> str:
     rows = [("n", ev["n"], "images evaluated")] + [
-        (k, ev[k], words(k)) for k in EVALUATION if k in ev]
+        (k, ev[k], words(k)) for k in EVALUATION if _measure(ev, k) is not None]
     out = ["<h2>Evaluation</h2>", f"<p>On {_e(describe(ev))} (evaluation.json). Its loss is "
            "plain cross-entropy, whatever the run trained on, so runs with and without label "
            "smoothing compare.</p>",
@@ -162,12 +172,13 @@ def _table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]],
 
 
 def _e(v: Any) -> str:
-    """HTML text; the raw bytes of a file name that is not UTF-8 shown as \\xNN."""
-    return html.escape(str(v).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+    """HTML text of a name as the terminal shows it (resnette.display.term: control
+    characters escaped, a byte of a file name that is not UTF-8 as \\xNN)."""
+    return html.escape(term(v))
 
 
 def main(args: argparse.Namespace) -> None:
     # the plots are drawn into the run folder: locked (shared) like evaluate and export
     with lock_run(open_existing(args.run).path, "resnette report", "report draws its plots there: "
                   "make it writable, or copy the run to a writable place", shared=True):
-        print(f"report: {build_report(args.run, args.out)}")
+        print(f"report: {term(build_report(args.run, args.out), raw_bytes=True)}")

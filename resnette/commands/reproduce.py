@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from resnette.data.folders import IMAGE_EXTENSIONS
-from resnette.display import percent, seconds, show
+from resnette.display import percent, seconds, show, term
 from resnette.models import ConvLayer, init_cnn, pool_head
 from resnette.run.config import make_config
 from resnette.run.setup import build_data, make_learner, model_for
@@ -190,4 +190,4 @@ def markdown(chosen: list[Experiment], quick: bool) -> str:
 def main(args: argparse.Namespace) -> None:
     out = reproduce(args.what, only=args.only, quick=args.quick, data=args.data,
                     out_dir=args.out, quiet=args.quiet)
-    print(f"\nwritten to {out}")
+    print(f"\nwritten to {term(out, raw_bytes=True)}")

@@ -11,7 +11,6 @@ beyond the standard library, and none of this imports torch: listing answers at 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -51,10 +50,11 @@ def main(args: argparse.Namespace) -> None:
     elif action == "html":
         _html(runs, args.out or "runs.html")
     elif args.json:
+        from resnette.display import to_json
         from resnette.run.compare_view import as_json
-        print(json.dumps([as_json(s) for s in runs], indent=1))
+        print(to_json([as_json(s) for s in runs]))
     else:
-        _list(runs, items)
+        _list(runs, items, args.where)
 
 
 def resolve(item: str) -> Path:
@@ -75,12 +75,19 @@ def _selected(items: list[str], where: list[str] | None, sort: str | None, rever
     return select(load_runs(paths), where or (), sort, reverse)
 
 
-def _list(runs, items: list[str]) -> None:
+def _list(runs, items: list[str], where: list[str] | None) -> None:
+    from resnette.display import term
     from resnette.run.compare_view import table
 
     if not runs:
-        where = " ".join(items) or f"{ROOT}/"
-        print(f"no runs in {where} (train one: resnette train --data digits)", file=sys.stderr)
+        place = term(" ".join(items) or f"{ROOT}/")
+        there = len(_selected(items, None, None, False)) if where else 0
+        if there:   # the runs are there, the tests left none: say so, not "no runs"
+            tests = " ".join(f"--where {term(w)}" for w in where or ())
+            print(f"none of the {there} run(s) in {place} passes {tests}", file=sys.stderr)
+        else:
+            print(f"no runs in {place} (train one: resnette train --data digits)",
+                  file=sys.stderr)
         return
     print(table(runs))
 
@@ -104,6 +111,7 @@ def _diff(items: list[str]) -> None:
 
 
 def _plot(runs, out: str) -> None:
+    from resnette.display import term
     from resnette.run.compare_view import plot_runs
     from resnette.utils import ResnetteError
 
@@ -111,13 +119,14 @@ def _plot(runs, out: str) -> None:
     if not drawn:
         raise ResnetteError("none of these runs has a finished epoch (metrics.csv) to draw")
     plot_runs(drawn, out)
-    print(f"{len(drawn)} run(s) drawn in {out}")
+    print(f"{len(drawn)} run(s) drawn in {term(out, raw_bytes=True)}")
 
 
 def _html(runs, out: str) -> None:
+    from resnette.display import term
     from resnette.run.compare_view import page
     from resnette.utils import atomic_write
 
     text = page(runs)
     atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    print(f"{len(runs)} run(s) compared in {out}")
+    print(f"{len(runs)} run(s) compared in {term(out, raw_bytes=True)}")

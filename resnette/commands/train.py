@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from resnette.commands.evaluate import record_evaluation
+from resnette.display import term
 from resnette.run.config import TrainConfig
 from resnette.run.drawing import draw_run
 from resnette.run.folder import Run
@@ -77,4 +78,5 @@ def main(args: argparse.Namespace) -> None:
     run = train(config_from_args(args), resume=args.resume, overwrite=args.overwrite,
                 quiet=args.quiet)
     if distributed.assigned_rank() == 0:   # under torchrun: once, not once per process
-        print(f"run saved in {run.path}  (next: resnette report {run.path})")
+        shown = term(run.path, raw_bytes=True)
+        print(f"run saved in {shown}  (next: resnette report {shown})")

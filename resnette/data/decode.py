@@ -43,6 +43,8 @@ from typing import IO, Sequence
 import numpy as np
 from PIL import Image
 
+from resnette.display import term
+
 METHODS = ("crop", "squish")
 MAX_PIXELS = 300_000_000  # decoded area (after JPEG draft) above which a file is refused
 _ORIENTATION = 0x0112      # the EXIF tag
@@ -117,9 +119,10 @@ def unreadable_warning(bad: Sequence[tuple[str, str]], total: int, where: str | 
 
 
 def printable(name: str | os.PathLike) -> str:
-    """A file name as text that any terminal can print: undecodable bytes shown as \\xNN."""
+    """A file name as text that any terminal can print: undecodable bytes shown as \\xNN,
+    control characters escaped (resnette.display.term, the one rule for names shown)."""
     raw = os.fsencode(name) if isinstance(name, os.PathLike) else os.fsencode(str(name))
-    return raw.decode("utf-8", "backslashreplace")
+    return term(raw.decode("utf-8", "backslashreplace"))
 
 
 def _open_regular(path: str | os.PathLike) -> IO[bytes]:

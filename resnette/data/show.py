@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from resnette.display import term
 from resnette.plots import plot_images, present
 
 if TYPE_CHECKING:
@@ -18,5 +19,5 @@ def show_batch(dls, path: str | Path | None = None, max_n: int = 9) -> "Figure":
     x, y = loader.batch(loader.order(0), 0, 0)
     n = min(max_n, len(y))
     pixels = loader.decode_batch(x[:n])
-    titles = [dls.names[int(i)] for i in y[:n]]
+    titles = [term(dls.names[int(i)]) for i in y[:n]]   # one line each, escaped
     return present(plot_images(pixels.numpy(), titles), path)

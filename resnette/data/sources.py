@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from resnette.display import term
 from resnette.data import fetch
 from resnette.data.extract import MAX_RATIO, RATIO_ALLOWANCE, BadArchive, extract_tar
 from resnette.data.layout import layout_problem
@@ -137,7 +138,7 @@ def _one_at_a_time(downloads: Path, name: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"waiting for another process that is fetching {name} into {downloads.parent}",
+            print(f"waiting for another process that is fetching {name} into {term(downloads.parent)}",
                   file=sys.stderr)
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield

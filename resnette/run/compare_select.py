@@ -1,7 +1,10 @@
 """Choosing among runs: `--where` filters, `--sort`, and what differs between two runs.
 
 A test is `KEY OP VALUE` on a table column (`acc`, `time`, `state`, ...) or any config key
-(`lr`, `mixup`, ...): numbers compare as numbers, text with shell wildcards.
+(`lr`, `mixup`, ...): numbers compare as numbers, text with shell wildcards. A column is tested
+on the value as the table shows it: `date=2026-12-06*`, `time>01:30` (mm:ss, or seconds),
+`epochs=3/5` (done/planned, or `epochs>=3` on the epochs done). A test that cannot match
+anything (`acc=>0.5`, `acc>high`) is a one-line error naming the operators, never "no runs".
 """
 from __future__ import annotations
 
@@ -9,27 +12,81 @@ import difflib
 import fnmatch
 from typing import Any, Iterable
 
+from resnette.display import format_time
 from resnette.measures import ACCURACY, TOP_K, TRAIN_LOSS, VALID_LOSS
-from resnette.run.compare import COLUMNS, RunSummary, finite
+from resnette.run.compare import COLUMNS, RunSummary, finite, when
 from resnette.utils import ResnetteError
 
+OPERATORS = (">=", "<=", "!=", "=", ">", "<")
+_NUMERIC = {k for k, attr in COLUMNS.items() if attr in ("size", ACCURACY, TOP_K, VALID_LOSS,
+                                                          TRAIN_LOSS)}   # columns that are numbers
 _BEST_FIRST = {ACCURACY, TOP_K}   # sorted high to low; everything else low to high
 
 
 def parse_where(text: str) -> tuple[str, str, str]:
     """`arch=xresnet18`, `acc>=0.9`, `data!=digits` -> (key, operator, value)."""
-    for op in (">=", "<=", "!=", "=", ">", "<"):
+    for op in OPERATORS:
         key, sep, value = text.partition(op)
         if sep and key.strip():
-            return key.strip(), op, value.strip()
+            key, value = key.strip(), value.strip()
+            if value[:1] in ("=", "<", ">", "!"):   # `acc=>0.5`: a typo, not a value
+                raise ResnetteError(f"--where {text!r}: the value {value!r} starts with an "
+                                    f"operator; write KEY OP VALUE with one of "
+                                    f"{' '.join(OPERATORS)}, e.g. --where {key}>=0.5")
+            _check_value(text, key, op, value)
+            return key, op, value
     raise ResnetteError(f"--where {text!r} is not KEY=VALUE (or !=, <, <=, >, >=), e.g. "
                         "--where arch=xresnet18")
+
+
+def _check_value(text: str, key: str, op: str, value: str) -> None:
+    """A column's test must be one the shown values can pass (else it is a typo)."""
+    if op in ("=", "!="):   # equal to the shown text (wildcards), or to a number
+        return
+    if key in _NUMERIC and _as_number(value) is None:
+        raise ResnetteError(f"--where {text!r}: {key} is a number; compare it with a number, "
+                            f"e.g. --where {key}{op}0.9")
+    if key == "time" and _seconds(value) is None:
+        raise ResnetteError(f"--where {text!r}: time is shown as mm:ss (or h:mm:ss); give "
+                            f"one, or seconds, e.g. --where time{op}01:30")
+    if key == "epochs" and _as_number(value) is None:
+        raise ResnetteError(f"--where {text!r}: {op} compares the epochs done with a number "
+                            f"(epochs{op}3); epochs=3/5 matches done/planned as shown")
+
+
+def _seconds(text: str) -> float | None:
+    """`01:30` -> 90, `1:02:05` -> 3725, `75` -> 75 (as the table shows times)."""
+    parts = text.split(":")
+    if len(parts) > 3 or any(not p.strip().isdigit() for p in parts[:-1]):
+        return None
+    last = _as_number(parts[-1])
+    if last is None:
+        return None
+    total = 0.0
+    for p in parts[:-1]:
+        total = total * 60 + int(p)
+    return total * 60 + last if len(parts) > 1 else last
+
+
+def _shown(s: RunSummary, key: str, op: str, wanted: str) -> tuple[Any, str]:
+    """The run's value of a column as the table shows it, and the wanted value to compare
+    it with: the date as text, the time in seconds, the epochs as done/planned."""
+    value = s.value(key)
+    if key == "date":
+        return (when(value) if value is not None else None), wanted
+    if key == "time" and value is not None:
+        if op in ("=", "!=") and _as_number(wanted) is None:
+            return format_time(value), wanted
+        return value, str(_seconds(wanted))
+    if key == "epochs" and _as_number(wanted) is None:
+        return (f"{s.done}/{s.planned}" if s.planned is not None else str(s.done)), wanted
+    return value, wanted
 
 
 def matches(s: RunSummary, key: str, op: str, wanted: str) -> bool:
     """Whether run `s` passes one --where test: numbers compare as numbers, text with shell
     wildcards (`data=imagenette*`); a run without the key passes only `!=`."""
-    value = s.value(key)
+    value, wanted = _shown(s, key, op, wanted)
     if value is None:
         return op == "!="
     number = _as_number(wanted)
@@ -40,6 +97,9 @@ def matches(s: RunSummary, key: str, op: str, wanted: str) -> bool:
     text = str(value).lower() if isinstance(value, bool) else str(value)
     if op in ("=", "!="):
         return fnmatch.fnmatchcase(text, wanted) == (op == "=")
+    if key == "date":   # shown as YYYY-MM-DD HH:MM: its text orders as the dates do
+        return {">": text > wanted, "<": text < wanted, ">=": text >= wanted,
+                "<=": text <= wanted}[op]
     return False
 
 

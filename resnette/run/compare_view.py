@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from resnette.display import PAGE_STYLE, format_time, show, show_setting
+from resnette.display import PAGE_STYLE, format_time, show, show_setting, term
 from resnette.measures import ACCURACY, TOP_K, TRAIN_LOSS, VALID_LOSS
 from resnette.run.compare import RunSummary, load_runs, when
 from resnette.run.compare_select import diff
@@ -31,14 +31,16 @@ def row(s: RunSummary) -> list[str]:
         data = Path(data).name or data
     epochs = f"{s.done}/{s.planned}" if s.planned is not None else str(s.done)
     state = f"{s.state}: {s.problem}" if s.problem else s.state
-    return [_text(s.name), _text(data), _text(s.arch or ""), show("size", s.size), epochs,
-            show(ACCURACY, s.accuracy), show(TOP_K, s.top_k_accuracy),
-            format_time(s.wall) if s.wall is not None else "", when(s.date), state]
+    cells = [s.name, data, s.arch or "", show("size", s.size), epochs,
+             show(ACCURACY, s.accuracy), show(TOP_K, s.top_k_accuracy),
+             format_time(s.wall) if s.wall is not None else "", when(s.date), state]
+    return [_text(c) for c in cells]   # every cell one line of plain characters
 
 
 def _text(v: Any) -> str:
-    """A file name that is not UTF-8 shows its raw bytes as \\xNN (never a crash)."""
-    return str(v).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A name as shown (resnette.display.term): control characters escaped, a byte of a file
+    name that is not UTF-8 as \\xNN; one line, never a crash."""
+    return term(v)
 
 
 def table(runs: Sequence[RunSummary]) -> str:
@@ -68,8 +70,8 @@ def diff_text(a: RunSummary, b: RunSummary) -> str:
     names = (_text(a.name), _text(b.name))
     out = []
     if a.problem or b.problem:
-        out += [f"note: {_text(s.name)} is damaged: {s.problem}" for s in (a, b) if s.problem]
-    rows = [["setting", *names]] + [[k, show_setting(k, x), show_setting(k, y)]
+        out += [f"note: {_text(s.name)} is damaged: {_text(s.problem)}" for s in (a, b) if s.problem]
+    rows = [["setting", *names]] + [[_text(k), _text(show_setting(k, x)), _text(show_setting(k, y))]
                                     for k, x, y in config]
     out += _aligned(rows) if config else ["the settings are the same"]
     out.append("")
@@ -139,6 +141,8 @@ def curves_figure(summaries: Sequence[RunSummary]) -> "Figure":
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
+    from resnette.plotfonts import as_text
+    as_text(fig)   # run names drawn as text, never as mathtext
     return fig
 
 

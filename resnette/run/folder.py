@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from resnette.display import has_controls, term, to_json
 from resnette.runfiles import PLOT_NAMES, Run, read_metrics, write_metrics
 from resnette.utils import ResnetteError, atomic_write
 
@@ -45,13 +46,16 @@ def resolve(name: str | None, run_dir: str | None, data: str, arch: str, size: i
             root: str | Path = "runs") -> tuple[Path, bool]:
     """The run folder, and whether the user chose it (an explicit name or folder is never
     silently renamed; a default name gets -2, -3, ... when taken)."""
-    if run_dir:
+    if run_dir:   # a folder resnette makes: named as --name must be (no control characters)
+        if has_controls(run_dir):
+            raise ResnetteError(f"--run-dir {term(run_dir)} holds control characters (such as "
+                                "ESC or a newline, shown escaped): give a folder name without them")
         return Path(run_dir), True
     if name is not None:
-        if name in ("", ".", "..") or "/" in name or os.sep in name or min(map(ord, name)) < 32:
-            raise ResnetteError(f"--name {name!r} is not a run name: give one folder name (no "
-                                "'/' or control characters such as a newline, not empty, '.' or "
-                                "'..'), or a path with --run-dir")
+        if name in ("", ".", "..") or "/" in name or os.sep in name or has_controls(name):
+            raise ResnetteError(f"--name '{term(name)}' is not a run name: give one folder name "
+                                "(no '/' or control characters such as a newline, not empty, '.' "
+                                "or '..'), or a path with --run-dir")
         return Path(root) / name, True
     base = Path(root) / default_name(data, arch, size)
     return next(p for p in _default_names(base) if not _taken(p)), False
@@ -94,7 +98,7 @@ def save_classes(run: Run, vocab: list[str], names: list[str], mean: Any = None,
     if mean is not None:
         data.update(mean=[float(m) for m in _flat(mean)], std=[float(s) for s in _flat(std)],
                     channels=int(channels or len(_flat(mean))))
-    text = json.dumps(data, indent=1)
+    text = to_json(data)   # valid JSON always: NaN as null (resnette.display)
     atomic_write(run.classes, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
@@ -116,5 +120,5 @@ def load_classes(run: Run) -> tuple[list[str], list[str]]:
 
 
 def save_json(path: Path, data: dict[str, Any]) -> None:
-    text = json.dumps(data, indent=1)
+    text = to_json(data)   # valid JSON always: NaN as null (resnette.display)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

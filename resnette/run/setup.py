@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from resnette.display import lr_suggestions, seconds
+from resnette.display import lr_suggestions, seconds, term
 from resnette.measures import ACCURACY, TOP_K, TOP_K_K
 from resnette.models import list_models
 from resnette.plots import save_pixels
@@ -278,7 +278,7 @@ def elastic_resume(cfg: TrainConfig, resume: bool, root: str | Path = "runs"
         if chosen:   # never over another run's work: the error --resume would give
             raise
         return cfg, resume   # another run under the default name: left alone
-    print(f"elastic restart {distributed.restart_count()}: continuing {run.path} (as with "
+    print(f"elastic restart {distributed.restart_count()}: continuing {term(run.path)} (as with "
           "--resume)", file=sys.stderr, flush=True)
     return (cfg if chosen else replace(cfg, name=path.name)), True
 
@@ -289,9 +289,9 @@ def _save_batch(run: Run, dls, n: int = 16) -> None:
     x, y = loader.batch(loader.order(0), 0, 0)
     n = min(n, len(y))
     save_pixels(run.pixels("batch"), loader.decode_batch(x[:n]).numpy(),
-                [dls.names[int(i)] for i in y[:n]])
+                [term(dls.names[int(i)]) for i in y[:n]])   # one line each, escaped
 
 
 def _say(msg: str, quiet: bool) -> None:
-    if not quiet:
-        print(msg, flush=True)
+    if not quiet:   # one line: the data's and run's names escaped (resnette.display.term)
+        print(term(msg), flush=True)

@@ -22,6 +22,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ..models.weights import check_finite_state, check_weights
+from ..display import term
 from ..utils import ResnetteError, atomic_write
 from .schedules import Schedule
 
@@ -243,7 +244,7 @@ def resume(learn, sched: Schedule) -> tuple[int, int]:
     path = learn.run.checkpoint
     if not path.exists():
         if not learn.quiet:
-            print(f"no checkpoint in {learn.run.path}; starting from the beginning")
+            print(f"no checkpoint in {term(learn.run.path)}; starting from the beginning")
         return 0, 0
     saved = Schedule.from_dict(load_checkpoint(path)["schedule"])
     if saved != sched:

@@ -54,18 +54,19 @@ def _losses(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def summarize(probs: torch.Tensor, targets: torch.Tensor, names: Sequence[str]) -> dict:
     """Accuracy, top-5 accuracy, cross-entropy (resnette.measures names them), per-class
-    accuracy and the confusion matrix."""
+    accuracy and the confusion matrix. Top-5 only for more than 5 classes (with 5 or fewer it
+    is 1.0 whatever the model does: left out, as training's metrics.csv leaves it out)."""
     n_classes = probs.shape[1]
     pred = probs.argmax(1)
     in_top = (probs.topk(min(TOP_K_K, n_classes), dim=1).indices == targets[:, None]).any(1)
+    top_k = {TOP_K: in_top.float().mean().item()} if n_classes > TOP_K_K else {}
     cm = torch.zeros(n_classes, n_classes, dtype=torch.int64)
     cm.index_put_((targets, pred), torch.ones_like(targets), accumulate=True)
     per_class = {}
     for i, name in enumerate(names):
         n = int(cm[i].sum())
         per_class[name] = {"accuracy": (int(cm[i, i]) / n) if n else None, "n": n}
-    return {"n": len(targets), ACCURACY: (pred == targets).float().mean().item(),
-            TOP_K: in_top.float().mean().item(),
+    return {"n": len(targets), ACCURACY: (pred == targets).float().mean().item(), **top_k,
             CROSS_ENTROPY: _losses(probs, targets).mean().item(),
             "per_class": per_class, "confusion": cm.tolist(), "names": list(names)}
 
