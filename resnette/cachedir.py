@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import re
-import shutil
 import sys
 import time
 import weakref
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from resnette.display import term
+from resnette.files import open_lock, read_json, remove_temporary
 from resnette.utils import ResnetteError
 
 LIMIT_ENV = "RESNETTE_CACHE_LIMIT"
@@ -97,7 +96,7 @@ def entries(base: str | os.PathLike | None = None) -> list[Entry]:
     out = []
     for name in names:
         path = base / name
-        if _KEY.match(name) and path.is_dir():
+        if _KEY.match(name) and not path.is_symlink() and path.is_dir():
             out.append(_entry(base, name, path))
     return sorted(out, key=lambda e: e.last_used)
 
@@ -105,16 +104,23 @@ def entries(base: str | os.PathLike | None = None) -> list[Entry]:
 def _entry(base: Path, key: str, path: Path) -> Entry:
     meta: dict[str, Any] = {}
     try:
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        meta = read_json(path / "meta.json", "cache metadata", 2**20)
         damaged = not isinstance(meta, dict)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ResnetteError):   # also a FIFO or a link to /dev/zero
         damaged = True
     meta = meta if isinstance(meta, dict) else {}
     source = str(meta.get("root") or "")
     used = _mtime(base / f"{key}.use") or _mtime(path / "meta.json") or _mtime(path) or 0.0
     return Entry(key, path, source, _int(meta.get("presize")), _int(meta.get("n")),
                  _disk_bytes(path), used,
-                 bool(source) and os.path.isdir(source), in_use(base, key), damaged)
+                 _source_exists(source), in_use(base, key), damaged)
+
+
+def _source_exists(source: str) -> bool:
+    """Whether the entry's image folder is still there. Sources are recorded absolute; one an
+    older version recorded relative to wherever it ran cannot be checked from here, so it
+    counts as there: `cache clear --missing-source` must never remove a live entry."""
+    return bool(source) and (not os.path.isabs(source) or os.path.isdir(source))
 
 
 def _int(v: Any) -> int | None:
@@ -144,8 +150,8 @@ def _disk_bytes(folder: Path) -> int:
 def _busy(path: Path) -> bool:
     """Whether another holder has `path` locked (we take it for a moment, never create it)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+        fd = open_lock(path, "lock file", create=False)
+    except (OSError, ResnetteError):   # missing, or not a lock resnette could have made
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -185,8 +191,8 @@ def hold(base: Path, key: str) -> Hold | None:
     path = base / f"{key}.use"
     for _ in range(100):
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError:
+            fd = open_lock(path, "cache use mark")
+        except (OSError, ResnetteError):
             return None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
@@ -211,8 +217,7 @@ def remove(base: Path, entry: Entry) -> bool:
     try:
         for suffix in (".lock", ".use"):
             try:
-                fd = os.open(base / f"{entry.key}{suffix}",
-                             os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = open_lock(base / f"{entry.key}{suffix}", "cache lock")
             except OSError as e:
                 raise ResnetteError(f"cannot remove {entry.path} ({e.strerror}); the cache "
                                     f"folder {base} is not writable") from None
@@ -230,7 +235,7 @@ def remove(base: Path, entry: Entry) -> bool:
             if e.errno == errno.ENOENT:
                 return True
             raise ResnetteError(f"cannot remove {entry.path} ({e.strerror})") from None
-        shutil.rmtree(doomed, ignore_errors=True)
+        remove_temporary(doomed)
         try:
             os.unlink(base / f"{entry.key}.use")   # readers check they hold the current file
         except OSError:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 import threading
 import warnings
@@ -22,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 from resnette.cli_examples import EXAMPLES
 from resnette.display import term, warning_line
+from resnette.files import null_stream
 from resnette.utils import ResnetteError, os_error_line, out_of_memory_line
 
 class Parser(argparse.ArgumentParser):
@@ -280,7 +280,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `resnette predict ... | head`: the reader left, that is fine
-        sys.stdout = open(os.devnull, "w")
+        sys.stdout = null_stream()
         return 0
     except OSError as e:   # the system refused (name too long, no permission, I/O): one line
         if e.errno is None:

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from resnette.display import term
+from resnette.files import atomic_write, open_read, open_temporary
 from resnette.plotfonts import as_text
 from resnette.notebook import in_notebook, quiet_glyphs, show_figure
-from resnette.utils import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -250,11 +250,11 @@ def save_pixels(path: str | Path, images: np.ndarray, titles: Sequence[str]) -> 
     titles_array = np.asarray([str(t) for t in titles], dtype=str)
 
     def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
+        with open_temporary(tmp) as f:
             np.savez(f, images=images, titles=titles_array)
     return atomic_write(path, write)
 
 
 def load_pixels(path: str | Path) -> tuple[np.ndarray, list[str]]:
-    with np.load(path, allow_pickle=False) as z:
+    with open_read(path, "plot data") as f, np.load(f, allow_pickle=False) as z:
         return z["images"], [str(t) for t in z["titles"]]

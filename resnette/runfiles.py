@@ -6,11 +6,12 @@ creates, names and checks run folders.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resnette.utils import atomic_write
+from resnette.files import RUN_MARKER, read_text, write_text
 
 PLOT_NAMES = {
     "curves": "loss_accuracy.png",
@@ -53,6 +54,10 @@ class Run:
 
     @property
     def tensorboard(self) -> Path: return self.path / "tensorboard"
+    @property
+    def marker(self) -> Path:
+        """What makes the folder a run (resnette/files/owned.py: the one rule)."""
+        return self.path / RUN_MARKER
 
     def plot(self, kind: str) -> Path:
         return self.plots / PLOT_NAMES[kind]
@@ -67,12 +72,11 @@ class Run:
 
 def write_metrics(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Path:
     """One row per epoch, full precision (people read it through `resnette.display`)."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f, lineterminator="\n")
-            out.writerow(columns)
-            out.writerows([r[c] for c in columns] for r in rows)
-    return atomic_write(path, write)
+    text = io.StringIO()
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(columns)
+    out.writerows([r[c] for c in columns] for r in rows)
+    return write_text(path, text.getvalue())
 
 
 def read_metrics(path: str | Path) -> dict[str, list[Any]]:
@@ -81,8 +85,7 @@ def read_metrics(path: str | Path) -> dict[str, list[Any]]:
     path = Path(path)
     if not path.is_file():
         return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(io.StringIO(read_text(path, "metrics file"), newline="")))
     columns: dict[str, list[Any]] = {}
     for row in rows:
         for key, cell in row.items():

@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "resnette"
 # lowest first; a module may import its own layer or any below it, never one above
 LAYERS = [
     # leaves: plots draws what it is handed; runfiles names a run's files (train/ writes them)
-    ["resnette.utils", "resnette.display", "resnette.notebook", "resnette.runfiles",
+    # files: the one gate to the file system (tests/test_files_gate.py)
+    ["resnette.utils", "resnette.files", "resnette.display", "resnette.notebook", "resnette.runfiles",
      "resnette.plots", "resnette.plotfonts", "resnette.cachedir", "resnette.measures"],
     ["resnette.data"],
     ["resnette.models"],

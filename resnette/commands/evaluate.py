@@ -20,6 +20,7 @@ from resnette import plots
 from resnette.commands.predict import labelled_folder
 from resnette.display import show, term, to_json
 from resnette.measures import EVALUATION
+from resnette.files import make_folder
 from resnette.run.claim import open_existing
 from resnette.run.config import eval_size, validate
 from resnette.run.drawing import draw_run
@@ -42,6 +43,7 @@ def evaluate_run(run_path: str | Path, split: str = "valid", folder: str | Path 
     run = open_existing(run_path)
     with lock_run(run.path, "resnette evaluate", "evaluate writes evaluation.json and plots "
                   "there: make it writable, or copy the run to a writable place", shared=True):
+        make_folder(run.plots, "the run's plots")   # checked before anything is written
         return _evaluate(run, split, folder, tta, bs, test_size)
 
 

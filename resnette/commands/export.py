@@ -30,7 +30,8 @@ from resnette.run.folder import Run
 from resnette.run.lock import lock_run
 from resnette.run.trained import Trained, load_trained, metadata
 from resnette.train.checkpoints import save_weights
-from resnette.utils import ResnetteError, atomic_write
+from resnette.files import atomic_write, write_bytes
+from resnette.utils import ResnetteError
 
 FORMATS = ("onnx", "safetensors", *FOREIGN)
 
@@ -127,7 +128,7 @@ def export_foreign(trained: Trained, fmt: str, out: str | Path) -> Path:
             "classes": json.dumps(trained.names), "mean": json.dumps(trained.mean),
             "std": json.dumps(trained.std)}
     data = safetensors_bytes(tensors, metadata=meta)
-    return atomic_write(out, lambda tmp: Path(tmp).write_bytes(data))
+    return write_bytes(out, data)
 
 
 def how_to_load(trained: Trained, fmt: str, path: Path) -> str:
@@ -162,9 +163,10 @@ def _export(source: str | Path, fmt: str, out: str | Path | None) -> tuple[Path,
         default = beside.path / f"{fmt}-{foreign_name(trained, fmt)}.safetensors"
     else:
         default = beside.onnx if fmt == "onnx" else beside.export
-    target = Path(out) if out else default
+    target = default
     if out is not None:   # never over a run's own files (run/outputs.py)
-        guard_output(out, (default.name, "model.onnx", "export", "*-*.safetensors"), "export")
+        target = guard_output(out, (default.name, "model.onnx", "export", "*-*.safetensors"),
+                              "export", folder=fmt == "safetensors")
 
     def write() -> Path:
         if fmt in FOREIGN:

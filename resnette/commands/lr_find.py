@@ -50,7 +50,7 @@ def lr_find_run(cfg: TrainConfig, out: str | Path | None = None, quiet: bool = F
 def check_plot_place(plot: Path) -> None:
     """One line now, not after the sweep, when the plot could not be written where asked: a
     read-only place, or a run's own file (`--out runs/x/config.toml`)."""
-    guard_output(plot, ("lr_find*.png",), "lr-find")
+    guard_output(plot, ("lr_find*.png",), "lr-find", makes_parents=True)
     folder = plot.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent   # missing folders are made when the plot is written

@@ -23,7 +23,7 @@ from resnette.run.reading import (check_run_files, other_evaluations, read_confi
                                   read_evaluation, read_metrics)
 from resnette.run.lock import lock_run
 from resnette.run.setup import sizes_per_epoch
-from resnette.utils import atomic_write
+from resnette.files import make_folder, read_bytes, write_text
 
 _STYLE = PAGE_STYLE
 
@@ -41,13 +41,14 @@ def build_report(run_path: str | Path, out: str | Path | None = None) -> Path:
     """Draw the run's plots from its files (resnette.run.drawing), then write the report
     of the run at `run_path` (default `run_path/report.html`)."""
     run = open_existing(run_path)
-    if out:
-        guard_output(out, ("report.html",), "report")
-    out = Path(out) if out else run.report
-    check_run_files(run)   # a damaged file is one line, before anything is drawn
+    # the page's place (also the default one: a FIFO there), and every file it is made from,
+    # are checked before anything is drawn: a refused report changes nothing
+    out = guard_output(out or run.report, ("report.html",), "report")
+    check_run_files(run)
+    make_folder(run.plots, "the run's plots")
     draw_run(run)
     page = render(run)
-    return atomic_write(out, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    return write_text(out, page)
 
 
 def render(run: Run) -> str:
@@ -149,7 +150,7 @@ def _evaluation(ev: dict[str, Any]) -> str:
 
 
 def _figure(path: Path, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    data = base64.b64encode(read_bytes(path, "plot")).decode("ascii")
     return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(path.stem)}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 

@@ -24,7 +24,8 @@ from resnette.models import ConvLayer, init_cnn, pool_head
 from resnette.run.config import make_config
 from resnette.run.setup import build_data, make_learner, model_for
 from resnette.train.precision import resolve
-from resnette.utils import ResnetteError, atomic_write, seed_everything
+from resnette.files import output, write_text
+from resnette.utils import ResnetteError, seed_everything
 
 
 @dataclass
@@ -145,7 +146,7 @@ def reproduce(what: str, only: str | None = None, quick: bool = False, data: str
             raise ResnetteError(f"unknown experiment {unknown[0]!r}; choose from: "
                                 f"{', '.join(names())}")
         chosen = [e for e in chosen if e.name in wanted]
-    out_dir = Path(out_dir)
+    out_dir = output(out_dir, "reproduce", makes_parents=True, folder=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = data or "imagenette-160"
     if quick and any(not e.on_digits for e in chosen):
@@ -158,7 +159,7 @@ def reproduce(what: str, only: str | None = None, quick: bool = False, data: str
         run_experiment(exp, data, quick, out_dir, quiet)
     table = markdown(chosen, quick)
     path = out_dir / "chapter14.md"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(table, encoding="utf-8"))
+    write_text(path, table)
     print("\n" + table)
     return path
 

@@ -118,15 +118,22 @@ def _plot(runs, out: str) -> None:
     drawn = [s for s in runs if s.metrics]
     if not drawn:
         raise ResnetteError("none of these runs has a finished epoch (metrics.csv) to draw")
-    plot_runs(drawn, out)
+    plot_runs(drawn, _output(out, "runs plot"))
     print(f"{len(drawn)} run(s) drawn in {term(out, raw_bytes=True)}")
 
 
 def _html(runs, out: str) -> None:
     from resnette.display import term
     from resnette.run.compare_view import page
-    from resnette.utils import atomic_write
+    from resnette.files import write_text
 
     text = page(runs)
-    atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_text(_output(out, "runs html"), text)
     print(f"{len(runs)} run(s) compared in {term(out, raw_bytes=True)}")
+
+
+def _output(out: str, verb: str) -> Path:
+    """-o's file, never a run's own file, a FIFO or a folder (resnette/files/owned.py)."""
+    from resnette.files import output
+
+    return output(out, verb)

@@ -23,7 +23,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -36,7 +35,9 @@ from tqdm import tqdm   # not tqdm.auto: it warns in a Jupyter kernel without ip
 from resnette import cachedir
 from resnette.data.cachefs import cache_error, check_room, entry_lock, remove_stale, reserve
 from resnette.data.decode import METHODS, UnreadableImage, decode_image
-from resnette.utils import ResnetteError, umask_mode
+from resnette.files import (ENTRY_MARKER, check_regular_file, open_fd, open_write, read_json,
+                            remove_temporary, umask_mode, write_marker, write_text)
+from resnette.utils import ResnetteError
 
 _FORMAT = 2          # bump when the store layout or the decoded pixels change (2: EXIF, 16-bit)
 _CHUNK = 256         # images per worker job: big enough to amortise the job overhead
@@ -91,7 +92,7 @@ def decoded_store(root: Path, files: list[Path], presize: int, method: str = "cr
                 opened = _open(final, shape)   # built by the process we waited for?
                 if opened is None:
                     remove_stale(base)
-                    shutil.rmtree(final, ignore_errors=True)  # missing, damaged or tampered
+                    remove_temporary(final)  # missing, damaged or tampered (a link: unlinked)
                     cachedir.make_room(base, need, key)   # RESNETTE_CACHE_LIMIT, LRU first
                     check_room(base, need)
                     _build(final, root, files, shape, method, workers)
@@ -115,11 +116,12 @@ def _open(final: Path, shape: tuple[int, ...]) -> tuple[dict, np.ndarray] | None
     np.load keeps allow_pickle=False, so a store holding pickled objects is refused, never
     unpickled; a short file fails here (a map past its end would SIGBUS when read)."""
     try:
-        meta = json.loads((final / "meta.json").read_text())
+        meta = read_json(final / "meta.json", "cache metadata", 2**24)
+        check_regular_file(final / "images.npy", "cache store")   # np.load would block on a FIFO
         images = np.load(final / "images.npy", mmap_mode="r")
-    except (OSError, ValueError):
+    except (OSError, ValueError, ResnetteError):   # damaged, a FIFO, a device: rebuilt
         return None
-    if images.shape != shape or images.dtype != np.uint8 or not isinstance(meta.get("bad"), list):
+    if not isinstance(meta, dict) or images.shape != shape or images.dtype != np.uint8 or not isinstance(meta.get("bad"), list):
         return None
     return meta, images
 
@@ -147,7 +149,7 @@ def _build(final: Path, root: Path, files: list[Path], shape: tuple[int, ...], m
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
         store_path = str(tmp / "images.npy")
         offset = _header_size(shape)
-        with open(store_path, "wb") as f:
+        with open_write(store_path, "cache store") as f:
             np.lib.format.write_array_header_1_0(
                 f, {"descr": "|u1", "fortran_order": False, "shape": shape})
             f.flush()
@@ -175,10 +177,11 @@ def _build(final: Path, root: Path, files: list[Path], shape: tuple[int, ...], m
                         f"a decoding process died (the system killed it, most often for lack of "
                         f"memory) while building the decoded-image cache in {final.parent}; nothing "
                         "was kept; run again, and free some memory if it happens again") from None
-        meta = {"format": _FORMAT, "root": str(root), "n": n, "presize": presize,
+        meta = {"format": _FORMAT, "root": os.path.abspath(root), "n": n, "presize": presize,
                 "method": method, "channels": channels, "bad": sorted(bad)}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        with open(store_path, "rb+") as f:
+        write_text(tmp / "meta.json", json.dumps(meta))
+        write_marker(tmp, ENTRY_MARKER)
+        with open_write(store_path, "cache store", append=True, create=False) as f:
             os.fsync(f.fileno())
         os.chmod(tmp, umask_mode(0o777))   # mkdtemp's 0700: shared caches stay shareable
         os.replace(tmp, final)   # we hold the entry's lock and removed any old `final`
@@ -186,7 +189,7 @@ def _build(final: Path, root: Path, files: list[Path], shape: tuple[int, ...], m
         # every temporary folder of this entry, also one a Ctrl-C left as mkdtemp returned:
         # the caller holds the entry's lock, so no other process is building it
         for left in final.parent.glob(f".{final.name}.*.tmp"):
-            shutil.rmtree(left, ignore_errors=True)
+            remove_temporary(left)
 
 
 def decode_into(store_path: str, offset: int, presize: int, method: str, channels: int,
@@ -199,7 +202,7 @@ def decode_into(store_path: str, offset: int, presize: int, method: str, channel
     """
     row = presize * presize * channels
     bad = []
-    fd = os.open(store_path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = open_fd(store_path, "cache store", follow=False, flags=os.O_WRONLY)
     try:
         for i, p in enumerate(paths, start):
             try:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from resnette.display import size as _size
+from resnette.files import open_lock, remove_temporary
 from resnette.utils import ResnetteError
 
 _TMP = re.compile(r"^\.([0-9a-f]{20})\..+\.tmp$")
@@ -36,7 +37,7 @@ _FIX = "set RESNETTE_HOME (or cache_dir=) to a writable folder on a disk with ro
 @contextlib.contextmanager
 def entry_lock(lock_path: Path, entry: Path) -> Iterator[None]:
     """Hold `lock_path` exclusively; wait (saying for whom) while another process holds it."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = open_lock(lock_path, "decode cache lock")   # never through a link (issue 23)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -72,12 +73,12 @@ def remove_stale(base: Path) -> None:
         if m is None or not (base / name).is_dir():
             continue
         try:
-            fd = os.open(base / f"{m.group(1)}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError:
+            fd = open_lock(base / f"{m.group(1)}.lock", "decode cache lock")
+        except (OSError, ResnetteError):
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # taken: nobody is building that key
-            shutil.rmtree(base / name, ignore_errors=True)
+            remove_temporary(base / name)
         except OSError:
             pass   # a live builder holds it: its folder is in use
         finally:

@@ -44,6 +44,8 @@ import numpy as np
 from PIL import Image
 
 from resnette.display import term
+from resnette.files import open_read
+from resnette.utils import ResnetteError
 
 METHODS = ("crop", "squish")
 MAX_PIXELS = 300_000_000  # decoded area (after JPEG draft) above which a file is refused
@@ -134,12 +136,10 @@ def _open_regular(path: str | os.PathLike) -> IO[bytes]:
     mode = os.stat(path).st_mode
     if not stat.S_ISREG(mode):
         raise UnreadableImage(f"not a regular file ({_kind(mode)})")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise UnreadableImage(f"not a regular file ({_kind(mode)})")
-    return os.fdopen(fd, "rb")
+    try:
+        return open_read(path, "image")   # O_NONBLOCK and fstat close the gap since the stat
+    except ResnetteError:
+        raise UnreadableImage(f"not a regular file ({_kind(os.stat(path).st_mode)})") from None
 
 
 def _kind(mode: int) -> str:

@@ -6,6 +6,7 @@ still has a 1x1 map at the end) and served through the same Loader as any folder
 from __future__ import annotations
 
 import gzip
+import io
 import importlib.util
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from PIL import Image
 
 from resnette.data.arrays import from_arrays
 from resnette.data.loaders import DataLoaders
+from resnette.files import open_read, output, write_bytes
 from resnette.utils import ResnetteError
 
 DIGITS_SIZE = 32
@@ -54,7 +56,7 @@ def save_samples(folder: str | Path, valid_pct: float = 0.2, seed: int = 0) -> l
     `digits(valid_pct=, seed=)`, i.e. the run's own). These are scikit-learn's 8x8 scans,
     upscaled: what the digits model knows; photos of handwriting (MNIST) look different."""
     pixels, target = _load_digits()
-    folder = Path(folder)
+    folder = output(folder, "predict --sample", makes_parents=True, folder=True)
     folder.mkdir(parents=True, exist_ok=True)
     valid = np.flatnonzero(valid_mask(len(target), valid_pct, seed))
     written = []
@@ -62,7 +64,9 @@ def save_samples(folder: str | Path, valid_pct: float = 0.2, seed: int = 0) -> l
         i = next(int(j) for j in valid if target[j] == digit)
         small = Image.fromarray(np.round(pixels[i] * (255 / 16)).astype(np.uint8))
         path = folder / f"{digit}-{i:04d}.png"
-        small.resize((DIGITS_SIZE, DIGITS_SIZE), Image.Resampling.BILINEAR).save(path)
+        png = io.BytesIO()   # written through the gate: a link in its place is replaced, not followed
+        small.resize((DIGITS_SIZE, DIGITS_SIZE), Image.Resampling.BILINEAR).save(png, format="PNG")
+        write_bytes(path, png.getvalue())
         written.append(path)
     return written
 
@@ -79,6 +83,6 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
         bunch = load_digits()
         return bunch.images, bunch.target
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        data = np.loadtxt(f, delimiter=",")
+    with open_read(path, "digits data") as raw, gzip.GzipFile(fileobj=raw) as f:
+        data = np.loadtxt(io.TextIOWrapper(f, encoding="utf-8"), delimiter=",")
     return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)

@@ -22,7 +22,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
-from resnette.utils import ResnetteError, umask_mode
+from resnette.files import open_read, remove_temporary, umask_mode, write_text
+from resnette.utils import ResnetteError
 
 # Decompression bombs: image archives barely compress (JPEG/PNG are compressed already:
 # Imagenette's .tgz is 1.0x its contents, MNIST's PNGs ~1.5x), while gzip can inflate 1000x
@@ -50,7 +51,7 @@ def extract_tar(archive: Path, home: Path, folder: str,
     archive, home = Path(archive), Path(home)
     has_filter = hasattr(tarfile, "data_filter")  # read at call time: Python 3.11.4+/3.12+
     try:
-        with tarfile.open(archive) as tar:
+        with open_read(archive, "archive") as f, tarfile.open(fileobj=f) as tar:
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder}.", dir=home))
             try:
                 members = _checked(tar, archive, home, links_allowed=has_filter)
@@ -66,14 +67,14 @@ def extract_tar(archive: Path, home: Path, folder: str,
                                      f"dataset {folder} is ({wrong}); it was removed, nothing "
                                      "was kept: check the archive's address")
                 if marker is not None:   # inside before the rename: complete the moment it appears
-                    (src / marker[0]).write_text(marker[1])
+                    write_text(src / marker[0], marker[1])
                 os.chmod(src, umask_mode(0o777))   # mkdtemp's 0700: as mkdir would make it
                 target = home / folder
-                if target.exists():
-                    shutil.rmtree(target)
+                if target.exists() or target.is_symlink():
+                    remove_temporary(target)   # the dataset this replaces (a link: unlinked)
                 os.replace(src, target)
             finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_temporary(tmp)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:  # FilterError: a TarError
         raise _explain(e, archive, home) from None
     return home / folder

@@ -29,6 +29,7 @@ import urllib.request
 from pathlib import Path
 
 from resnette.display import size as size_text
+from resnette.files import open_write
 from resnette.utils import ResnetteError
 
 DEFAULT_MAX_BYTES = 2 * 2**30
@@ -155,7 +156,7 @@ def _copy(resp, part: Path, have: int, limit: int, url: str, recorded: bool) -> 
 
     got = have
     try:
-        f = open(part, "ab" if have else "wb")
+        f = open_write(part, "partial download", append=bool(have))
     except OSError as e:
         raise _local_error(e, part, url, got) from None
     with f, tqdm(total=limit if recorded else None, initial=have, unit="B", unit_scale=True,

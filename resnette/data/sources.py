@@ -34,6 +34,7 @@ from resnette.data import fetch
 from resnette.data.extract import MAX_RATIO, RATIO_ALLOWANCE, BadArchive, extract_tar
 from resnette.data.layout import layout_problem
 from resnette.data.offline import copy_advice, url_env_var
+from resnette.files import open_dir, open_read
 from resnette.utils import ResnetteError
 
 __all__ = ["DATASETS", "MAX_RATIO", "RATIO_ALLOWANCE", "Dataset", "download", "extract_tar",
@@ -133,7 +134,7 @@ def _one_at_a_time(downloads: Path, name: str) -> Iterator[None]:
     The second waits, then finds the dataset ready (the kernel drops a dead holder's lock)."""
     import fcntl
 
-    fd = os.open(downloads, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = open_dir(downloads)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -240,7 +241,7 @@ def path_stats(path: str | os.PathLike) -> tuple[int, str]:
     The same definition as fastdownload's `path_stats`, so fastai's checks.txt entries can
     be compared directly. It reads at most 1 MiB, so checking a 1.5 GB archive is instant.
     """
-    with open(path, "rb") as f:
+    with open_read(path, "archive") as f:
         first = f.read(2**20)
     return os.path.getsize(path), hashlib.md5(first).hexdigest()
 
@@ -284,7 +285,7 @@ def _mismatch(path: Path, stats: tuple[int, str] | None, sha256: str | None) -> 
                     "of the file's first 2**20 bytes)")
     if sha256 is not None:
         h = hashlib.sha256()
-        with open(path, "rb") as f:
+        with open_read(path, "archive") as f:
             while block := f.read(1 << 22):
                 h.update(block)
         if h.hexdigest() != sha256:

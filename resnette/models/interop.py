@@ -23,9 +23,7 @@ beta 1e-3) but is not in the weights. Checked against timm 1.0.31 and fastai 2.8
 """
 from __future__ import annotations
 
-import pickle
 import re
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import torch
 
 from resnette.models.layers import BlurPool, SimpleSelfAttention
 from resnette.models.weights import check_weights
+from resnette.files import check_regular_file, load_torch
 from resnette.utils import ResnetteError
 
 # our architecture -> the counterpart's model name (timm.create_model / fastai's function)
@@ -148,19 +147,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
+        check_regular_file(path, "weights file")   # safetensors' open would block on a FIFO
         try:
             return load_file(str(path))
         except Exception as e:   # safetensors' own error types vary by version
             raise ResnetteError(f"cannot read {path} as safetensors ({e})") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ResnetteError(f"refusing to load {path}: it is not a plain state dict (weights_only "
-                            f"loading failed: {str(e).splitlines()[0][:100]})") from None
-    except (OSError, RuntimeError, EOFError) as e:
-        raise ResnetteError(f"cannot read {path} with torch.load ({e})") from None
+    obj = load_torch(path, "weights file")   # any bytes: one line (resnette/files)
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -4,16 +4,14 @@ A command changes a run folder only when it will succeed. `plan_run` takes the f
 (one writer per run, run/lock.py) and does every check that needs no data: --resume's
 checkpoint and settings, --overwrite's target. The caller then builds the data and the
 model (which checks the batch size against the data and reads --init-from's weights), and
-only then `Plan.commit(dls)` writes: config.toml, classes.json. `--overwrite` moves the old
-run aside (a hidden sibling `.<name>.replaced-<pid>`) at commit and deletes it once the new
-run has its first checkpoint; a failure before that (`Plan.abandon`) puts it back. A
-`kill -9` in between is repaired by the next command on that run name (`recover`).
+only then `Plan.commit(dls)` writes: the run marker, config.toml, classes.json. `--overwrite`
+moves the old run aside (`.<name>.replaced-<pid>`) at commit and deletes it at the new run's
+first checkpoint; a failure before (`abandon`) or a kill -9 (`recover`) puts it back.
 """
 from __future__ import annotations
 
 import glob
 import os
-import shutil
 import sys
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -24,20 +22,21 @@ from resnette.run.reading import nfc, read_classes, read_config
 from resnette.run.lock import LOCK_NAME, RunLock, lock_run
 from resnette.train.callbacks import Callback
 from resnette.train.checkpoints import load_checkpoint
+from resnette.files import (RUN_MARKER, is_run_folder, make_folder, read_text, remove_owned,
+                            remove_temporary, write_marker)
 from resnette.utils import NAME_MAX, ResnetteError, long_name
 
 # What `--resume` may change: where things are and how fast they run, never what is learned.
 RESUME_MAY_CHANGE = frozenset({
     "data", "data_dir", "name", "run_dir", "init_from", "lr_find", "device", "precision",
-    "channels_last", "compile", "bs", "sync_bn", "valid_every", "tensorboard", "test_size",
-    "mlflow"})
+    "channels_last", "compile", "bs", "sync_bn", "valid_every", "tensorboard", "test_size", "mlflow"})
 
 WRITE_ADVICE = "make it writable, or copy the run to a writable place"
 
 
 def taken(run: Run) -> bool:
-    """Whether the folder holds anything (a lock file left by a killed process does not count)."""
-    return run.path.is_dir() and any(p.name != LOCK_NAME for p in run.path.iterdir())
+    """Whether the folder holds anything but a lock a killed process left and our marker."""
+    return run.path.is_dir() and any(p.name not in (LOCK_NAME, RUN_MARKER) for p in run.path.iterdir())
 
 
 def has_weights(run: Run) -> bool:
@@ -100,7 +99,8 @@ class Plan:
                 self.lock = lock_run(run.path, self.verb)
             for stale in run.path.glob(".*.tmp"):   # atomic_write's leftovers from a killed process
                 stale.unlink(missing_ok=True)
-            run.plots.mkdir(exist_ok=True)
+            make_folder(run.plots, "the run's plots")
+            write_marker(run.path, RUN_MARKER, "resnette run folder\n")   # now it is a run
         except OSError as e:
             raise ResnetteError(f"cannot write to run folder {run.path} ({e.strerror}); "
                                 "choose another --run-dir") from None
@@ -113,14 +113,13 @@ class Plan:
     def drop_replaced(self) -> None:
         """The new run has started cleanly: the run it replaces goes."""
         if self.aside is not None:
-            shutil.rmtree(self.aside, ignore_errors=True)
+            remove_temporary(self.aside)   # the old run, moved aside by this process
             self.aside = None
         if self.old_lock is not None:
             self.old_lock.release()
             self.old_lock = None
 
-    def settle(self) -> None:
-        """The command succeeded."""
+    def settle(self) -> None:   # the command succeeded
         self.drop_replaced()
         if self.lock is not None:
             self.lock.release()
@@ -134,27 +133,25 @@ class Plan:
             if started:
                 self.drop_replaced()
         elif self.aside is not None:
-            shutil.rmtree(run.path, ignore_errors=True)
+            remove_temporary(run.path)   # the new folder this process made at commit
             os.rename(self.aside, run.path)
             self.old_lock.moved(run.path)   # type: ignore[union-attr]
             self.aside = None
         elif not self.replace:            # a new run that never started leaves nothing behind
-            shutil.rmtree(run.path, ignore_errors=True)
+            remove_temporary(run.path)   # it held nothing but what this command wrote
             if not self.created:
                 run.path.mkdir(exist_ok=True)
         for lock in (self.old_lock, self.lock):
             if lock is not None:
                 lock.release()
 
-    def callbacks(self) -> list[Callback]:
-        return [DropReplaced(self)]
+    def callbacks(self) -> list[Callback]: return [DropReplaced(self)]
 
 
 class DropReplaced(Callback):
     """After each epoch's checkpoint: --overwrite's old run is no longer needed."""
 
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
+    def __init__(self, plan: Plan) -> None: self.plan = plan
 
     def after_epoch(self, learn) -> None:
         if self.plan.aside is not None and self.plan.run.checkpoint.is_file():
@@ -166,6 +163,7 @@ def plan_run(cfg: TrainConfig, resume: bool, overwrite: bool, root: str | Path =
     """Lock the run folder `cfg` names and check everything that needs no data; write nothing
     but the lock file (removed again on refusal)."""
     path, chosen = resolve(cfg.name, cfg.run_dir, cfg.data, cfg.arch, cfg.size, root)
+    path = Path(os.path.abspath(path)) if path.name in ("", "..") else path   # `--run-dir .`
     _check_name_length(path, cfg, NAME_MAX if resume else MAX_RUN_NAME)
     if resume and not chosen:
         raise ResnetteError("--resume needs the run to continue: pass --name NAME or --run-dir DIR")
@@ -191,7 +189,7 @@ def plan_run(cfg: TrainConfig, resume: bool, overwrite: bool, root: str | Path =
         if plan.lock is not None:
             plan.lock.release()
         if plan.created:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_temporary(path)
         raise
     return plan
 
@@ -238,11 +236,13 @@ def _check(plan: Plan, overwrite: bool) -> None:
                             "start a new run without --resume")
     if not taken(run):
         return
-    if not run.exists():
-        # Only ever replace what looks like one of our runs, never a folder of photos that was
-        # passed as --run-dir by mistake.
-        raise ResnetteError(f"{run.path} is not empty and is not a resnette run folder "
-                            "(no config.toml); refusing to " + ("overwrite" if overwrite else "use") + " it")
+    if not is_run_folder(run.path):   # one rule (files/owned.py): never a folder of photos
+        raise ResnetteError(f"{run.path} is not empty and is not a resnette run folder (no "
+                            f"{RUN_MARKER} in it); refusing to {'overwrite' if overwrite else 'use'} "
+                            "it; choose another --name/--run-dir")
+    if overwrite and Path.cwd().resolve().is_relative_to(run.path.resolve()):
+        raise ResnetteError(f"--overwrite cannot replace {run.path}: the current folder is in it; "
+                            "run the command from outside that run folder")
     if not overwrite:
         stub = "" if has_weights(run) else " (it stopped before its first checkpoint)"
         raise ResnetteError(f"run folder {run.path} already exists{stub}; pass --resume to "
@@ -257,8 +257,8 @@ def recover(run: Run, strict: bool = False) -> None:
     that cannot be put back (its --overwrite still runs, or the place is read-only) is an
     error saying where it is, instead of the new, empty folder being used."""
     for aside in sorted(run.path.parent.glob(f".{glob.escape(run.name)}.replaced-*")):
-        if not aside.is_dir():
-            continue
+        if aside.is_symlink() or not aside.is_dir() or not is_run_folder(aside):
+            continue   # not a run this program moved aside: never followed, never deleted
         try:
             probe = lock_run(aside, "resnette: recovering")
         except ResnetteError as e:   # its --overwrite is still running (or it is unreadable)
@@ -266,12 +266,12 @@ def recover(run: Run, strict: bool = False) -> None:
                 raise ResnetteError(_still_aside(run, aside, str(e))) from None
             continue
         probe.release()
-        if has_weights(run):
-            shutil.rmtree(aside, ignore_errors=True)
-            continue
         try:
-            if run.path.is_dir():
-                shutil.rmtree(run.path)
+            if has_weights(run):
+                remove_owned(aside)
+                continue
+            if run.path.is_dir():   # the new run that never saved (no weights), or nothing
+                remove_owned(run.path) if taken(run) else remove_temporary(run.path)
             os.rename(aside, run.path)
         except OSError as e:
             raise ResnetteError(_still_aside(run, aside, e.strerror)) from None
@@ -282,8 +282,8 @@ def recover(run: Run, strict: bool = False) -> None:
 def _still_aside(run: Run, aside: Path, why: str) -> str:
     holder = ""
     try:
-        holder = (aside / LOCK_NAME).read_text(errors="replace").strip()
-    except OSError:
+        holder = read_text(aside / LOCK_NAME, "lock", 200, follow=False).strip()
+    except (OSError, ValueError, ResnetteError):
         pass
     if holder:
         return (f"{run.path} is being replaced by `train --overwrite` (process {holder}); until "

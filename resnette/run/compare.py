@@ -24,6 +24,7 @@ from resnette.run.folder import Run, read_metrics
 from resnette.run.lock import LOCK_NAME
 from resnette.run.tomlfile import read_toml
 from resnette.runfiles import metrics_problem
+from resnette.files import peek, read_small
 from resnette.utils import ResnetteError
 
 # files only a run folder has: a folder holding one of them but no config.toml is a damaged run
@@ -165,6 +166,8 @@ def _metrics(run: Run) -> dict[str, list[Any]]:
         columns = read_metrics(run.metrics)
     except OSError as e:
         raise ValueError(f"cannot read metrics.csv ({e.strerror})") from None
+    except ResnetteError as e:   # a FIFO, a device, a huge file: the gate said what
+        raise ValueError(str(e)) from None
     except (UnicodeDecodeError, csv.Error):
         raise ValueError("metrics.csv is not CSV text") from None
     if not columns:
@@ -220,12 +223,10 @@ def training_holder(folder: str | os.PathLike) -> str:
     (run/lock.py) and removes the file when done; the file left by a holder killed with -9
     names a process whose lock the kernel dropped, so on Linux the lock is confirmed in
     /proc/locks, elsewhere by the process still being alive."""
-    lock = Path(folder) / LOCK_NAME
-    try:
-        text = lock.read_bytes()[:200].decode("utf-8", "replace").strip()
-        st = lock.stat()
-    except OSError:
+    seen = peek(Path(folder) / LOCK_NAME)   # None for a FIFO, a link, /dev/zero: no holder
+    if seen is None:
         return ""
+    text, st = seen[0].decode("utf-8", "replace").strip(), seen[1]
     if not text:
         return ""   # shared holders (evaluate, export, report) write nothing
     held = _in_proc_locks(st.st_dev, st.st_ino)
@@ -237,8 +238,8 @@ def training_holder(folder: str | os.PathLike) -> str:
 def _in_proc_locks(dev: int, ino: int) -> bool | None:
     """Whether /proc/locks lists an exclusive flock on (dev, ino); None without /proc/locks."""
     try:
-        lines = Path("/proc/locks").read_text().splitlines()
-    except OSError:
+        lines = read_small("/proc/locks", "lock table").decode("utf-8", "replace").splitlines()
+    except (OSError, ResnetteError):
         return None
     for line in lines:
         parts = line.split()

@@ -3,9 +3,8 @@
 Layers, lowest first: the dataclass defaults (a bare `resnette train` is the chapter's
 xresnet18 on Imagenette-160 at 128 px for 5 epochs), then a preset for the chosen dataset
 (`digits` wants small images and more epochs), then a named recipe (`--recipe`, see
-run/recipes.py), then the `--config` file, then the flags.
-The complete result is written back into the run folder as `config.toml`, so a run can
-always be repeated with `resnette train --config runs/<name>/config.toml`.
+run/recipes.py), then the `--config` file, then the flags. The complete result is written
+into the run folder as `config.toml`: `resnette train --config runs/<name>/config.toml`.
 """
 from __future__ import annotations
 
@@ -21,7 +20,8 @@ from resnette.run import recipes
 from resnette.run.tomlfile import (escape_bytes, read_toml, toml_value,  # noqa: F401 (re-exported)
                                    unescape_bytes)
 from resnette.train.settings import LIMITS, check_limits
-from resnette.utils import ResnetteError, atomic_write
+from resnette.files import write_text
+from resnette.utils import ResnetteError
 
 
 def _opt(default: Any, help: str, **meta: Any) -> Any:
@@ -277,8 +277,23 @@ def to_toml(cfg: TrainConfig) -> str:
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> Path:
-    text = to_toml(cfg)
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    """config.toml, with every path it records absolute (`recorded`)."""
+    return write_text(path, to_toml(recorded(cfg)))
+
+
+def recorded(cfg: TrainConfig) -> TrainConfig:
+    """The config as a file records it: --data, --data-dir and --init-from paths made absolute,
+    so the run resumes or repeats from any folder (a named dataset, "digits", stays a name)."""
+    import os
+
+    from resnette.data.datasets import known_names
+    def absolute(value: str | None, named: bool = False) -> str | None:
+        if not value or (named and value in known_names()):
+            return value
+        path = os.path.expanduser(value)
+        return os.path.abspath(path) if os.path.exists(path) else value
+    return dataclasses.replace(cfg, data=absolute(cfg.data, named=True),
+                               data_dir=absolute(cfg.data_dir), init_from=absolute(cfg.init_from))
 
 
 def as_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -3,7 +3,6 @@ pictures' pixels kept in plots/*.npz): training only saves numbers, and `resnett
 the background process `resnette train` starts) draws them through resnette.plots."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +14,7 @@ from resnette.measures import legend, sizes_text
 from resnette.run.config import as_dict, eval_size
 from resnette.run.reading import read_config
 from resnette.run.setup import sizes_per_epoch
+from resnette.files import read_json
 from resnette.runfiles import Run, read_metrics
 from resnette.utils import ResnetteError
 
@@ -43,8 +43,9 @@ def draw_run(run: Run, only: Sequence[str] = ("curves", "confusion", "batch", "t
         plot_curves(metrics, run.plot("curves"), *curve_words(run, metrics))
         drawn.append(run.plot("curves"))
     try:
-        ev = json.loads(run.evaluation.read_text(encoding="utf-8")) if "confusion" in only else {}
-    except (FileNotFoundError, ValueError):
+        ev = read_json(run.evaluation, "evaluation") if "confusion" in only else {}
+        ev = ev if isinstance(ev, dict) else {}
+    except (OSError, ValueError, ResnetteError):   # missing, damaged, a FIFO: not drawn
         ev = {}
     if ev.get("confusion") is not None and ev.get("names"):
         plot_confusion(np.asarray(ev["confusion"]), ev["names"], run.plot("confusion"))

@@ -21,7 +21,6 @@ names, checks and opens run folders for the commands.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Any, Iterator
 
 from resnette.display import has_controls, term, to_json
 from resnette.runfiles import PLOT_NAMES, Run, read_metrics, write_metrics
-from resnette.utils import ResnetteError, atomic_write
+from resnette.files import read_json, write_text
+from resnette.utils import ResnetteError
 
 __all__ = ["PLOT_NAMES", "Run", "read_metrics", "write_metrics", "default_name", "resolve",
            "open_run", "save_classes", "load_classes", "save_json"]
@@ -99,7 +99,7 @@ def save_classes(run: Run, vocab: list[str], names: list[str], mean: Any = None,
         data.update(mean=[float(m) for m in _flat(mean)], std=[float(s) for s in _flat(std)],
                     channels=int(channels or len(_flat(mean))))
     text = to_json(data)   # valid JSON always: NaN as null (resnette.display)
-    atomic_write(run.classes, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_text(run.classes, text)
 
 
 def _flat(values: Any) -> list:
@@ -112,7 +112,7 @@ def _flat(values: Any) -> list:
 def load_classes(run: Run) -> tuple[list[str], list[str]]:
     """(vocab, names) saved with the run; names default to the vocab."""
     try:
-        data = json.loads(run.classes.read_text(encoding="utf-8"))
+        data = read_json(run.classes, "class list")
     except FileNotFoundError:
         raise ResnetteError(f"{run.classes} is missing: the run never got to build its "
                             "data; train it again") from None
@@ -121,4 +121,4 @@ def load_classes(run: Run) -> tuple[list[str], list[str]]:
 
 def save_json(path: Path, data: dict[str, Any]) -> None:
     text = to_json(data)   # valid JSON always: NaN as null (resnette.display)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_text(path, text)

@@ -18,6 +18,7 @@ import os
 import time
 from pathlib import Path
 
+from resnette.files import RUN_MARKER, is_run_folder, open_lock, write_marker
 from resnette.utils import ResnetteError
 
 LOCK_NAME = ".lock"
@@ -67,7 +68,7 @@ def lock_run(folder: str | Path, verb: str, read_only_advice: str = "", shared: 
     path = folder / LOCK_NAME
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = open_lock(path, "run lock")   # never a link, FIFO or device (issue 23)
         except FileNotFoundError:
             raise ResnetteError(f"run folder {folder} does not exist") from None
         except NotADirectoryError:
@@ -92,7 +93,18 @@ def lock_run(folder: str | Path, verb: str, read_only_advice: str = "", shared: 
     if not shared:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} ({verb})\n".encode())
+        migrate(folder)
     return RunLock(path, fd, shared)
+
+
+def migrate(folder: Path) -> None:
+    """A run made before run markers existed (files/owned.py's rule) gets its marker the first
+    time a command locks it to write (train, lr-find); a place where it cannot be written (read-only) stays as it is."""
+    try:
+        if is_run_folder(folder):
+            write_marker(folder, RUN_MARKER)
+    except (OSError, ResnetteError):
+        pass
 
 
 def _take(fd: int, shared: bool) -> str:

@@ -38,7 +38,8 @@ from urllib.parse import urlsplit
 
 from resnette.run.folder import Run
 from resnette.train.callbacks import Callback
-from resnette.utils import ResnetteError, atomic_write
+from resnette.files import read_json, write_text
+from resnette.utils import ResnetteError
 
 DEFAULT = "default"         # the value of a bare `--mlflow`
 SKIPPED = {"checkpoint.pt", "mlflow.json"}
@@ -189,7 +190,7 @@ class MLflowLog(Callback):
                                         tags={"resnette.run_folder": str(self.run.path.resolve())})
             self.run_id = created.info.run_id
             text = json.dumps({"tracking_uri": self.conn.uri, "run_id": self.run_id}, indent=1)
-            atomic_write(self.record, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            write_text(self.record, text)
             self._params()
         else:
             client.update_run(self.run_id, status="RUNNING")
@@ -197,7 +198,7 @@ class MLflowLog(Callback):
     def _previous(self) -> str | None:
         """The MLflow run this run folder logged to before (a --resume), if the same store."""
         try:
-            saved = json.loads(self.record.read_text(encoding="utf-8"))
+            saved = read_json(self.record, "MLflow record")
             if saved.get("tracking_uri") == self.conn.uri:
                 self.conn.client.get_run(saved["run_id"])   # still there?
                 return str(saved["run_id"])

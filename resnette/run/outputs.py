@@ -1,29 +1,22 @@
-"""Where a command may write what the user names with --out: never over a run's own files.
+"""Where a command may write what the user names with --out: the gate's one rule
+(resnette/files/owned.py `output`), said in each command's words.
 
-`report --out` and `export --out` take any path; one inside a run folder could replace its
-config, weights or metrics (`report --out runs/x/config.toml` did). Inside a run folder only
-the command's own outputs (report.html, model.onnx, export/, ...) may be written.
+`report --out` and `export --out` took any path; one inside a run folder could replace its
+config, weights or metrics (`report --out runs/x/config.toml`, `runs plot -o
+runs/x/model.safetensors` did). Inside a run folder only the command's own outputs
+(report.html, model.onnx, export/, ...) may be written; never a FIFO, device, link or folder.
 """
 from __future__ import annotations
 
-import fnmatch
-import os
 from pathlib import Path
 
-from resnette.run.folder import Run
-from resnette.utils import ResnetteError
+from resnette.files import output
 
 
-def guard_output(out: str | Path, own: tuple[str, ...], verb: str) -> None:
-    """Refuse `out` when it lies inside a run folder (one with classes.json, metrics.csv or
-    checkpoint.pt) and is not one of `own` (names or fnmatch patterns at the run's top)."""
-    out = Path(os.path.abspath(out))
-    for folder in out.parents:
-        run = Run(folder)
-        if run.exists() and any(f.exists() for f in (run.classes, run.metrics, run.checkpoint)):
-            top = out.relative_to(folder).parts[0]
-            if not any(fnmatch.fnmatch(top, pattern) for pattern in own):
-                raise ResnetteError(f"{out} is inside the run folder {folder}: {verb} would "
-                                    "write over the run's files there; choose an --out outside "
-                                    f"it (or no --out: {verb} writes {own[0]} in the run)")
-            return
+def guard_output(out: str | Path, own: tuple[str, ...], verb: str, makes_parents: bool = False,
+                 folder: bool = False) -> Path:
+    """`out` made absolute, or one line why `verb` may not write there: inside a run folder
+    only `own` (names or fnmatch patterns at the run's top); `makes_parents`: the command
+    creates missing parent folders (lr-find's plot), else a missing one is a typo to report;
+    `folder`: the output is a folder (export --format safetensors)."""
+    return output(out, verb, own=own, makes_parents=makes_parents, folder=folder)

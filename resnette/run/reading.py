@@ -17,7 +17,6 @@ names the file, says what is wrong with it and what to do (`predict`, `evaluate`
 from __future__ import annotations
 
 import csv
-import json
 import unicodedata
 import zipfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from resnette.measures import CROSS_ENTROPY, EVALUATION, current
 from resnette.run.config import TrainConfig, make_config, read_toml
 from resnette.run.folder import Run, read_metrics as _read_metrics
 from resnette.runfiles import metrics_problem
+from resnette.files import open_read, read_json
 from resnette.utils import ResnetteError
 
 CLASSES_ADVICE = ("it holds the run's class names and input normalisation: restore it from a "
@@ -68,7 +68,7 @@ def read_config(path: str | Path) -> TrainConfig:
 
 def _json(path: Path, advice: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path, path.name)
     except UnicodeDecodeError as e:
         raise damaged(path, f"not UTF-8 text at byte {e.start}", advice) from None
     except ValueError as e:
@@ -184,9 +184,9 @@ def check_pixels(path: Path, advice: str) -> None:
     if not path.is_file():
         return
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_read(path, path.name) as f, np.load(f, allow_pickle=False) as z:
             images, titles = z["images"], z["titles"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, ResnetteError) as e:
         raise damaged(path, f"not the pictures' pixels: {str(e)[:80]}", advice) from None
     if (images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3)
             or titles.ndim != 1 or len(titles) != len(images)):

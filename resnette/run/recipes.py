@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from resnette.files import read_text
 from resnette.utils import ResnetteError
 
 FOLDER = Path(__file__).with_name("recipes")
@@ -29,8 +30,7 @@ def _read(name: str) -> dict[str, Any]:
     if name not in names():
         raise ResnetteError(f"unknown recipe {name!r}; choose one of: {', '.join(names())} "
                             "(`resnette recipes` describes them)")
-    with open(FOLDER / f"{name}.toml", "rb") as f:
-        return tomllib.load(f)
+    return tomllib.loads(read_text(FOLDER / f"{name}.toml", "recipe"))
 
 
 def settings(name: str) -> dict[str, Any]:

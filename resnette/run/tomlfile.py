@@ -8,13 +8,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from resnette.utils import ResnetteError, read_small_file
+from resnette.files import read_small
+from resnette.utils import ResnetteError
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """A config file's keys as a dict. A `[train]` table is accepted too, for tidiness."""
     path = Path(path)
     try:
-        raw = read_small_file(path, 1 << 20, "config file")   # no FIFO, /dev/zero, huge file
+        raw = read_small(path, "config file", 1 << 20)   # no FIFO, /dev/zero, huge file
         # A UTF-8 byte-order mark (Windows Notepad writes one) is not TOML, but it is no
         # mistake of the user's either: accepted and ignored.
         data = tomllib.loads(raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))

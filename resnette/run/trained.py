@@ -24,7 +24,8 @@ from resnette.run.folder import Run
 from resnette.run.reading import (CLASSES_ADVICE, CONFIG_ADVICE, check_classes, damaged,
                                   read_classes, read_config)
 from resnette.train.checkpoints import check_compatible
-from resnette.utils import ResnetteError, check_regular_file
+from resnette.files import check_regular_file, read_bytes
+from resnette.utils import ResnetteError
 
 META_CONFIG, META_CLASSES = "resnette_config", "resnette_classes"
 
@@ -59,7 +60,7 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
         check_regular_file(path, "weights file")   # a FIFO would block safetensors' open
         if not _utf8(path):   # safetensors takes only UTF-8 paths: read the bytes ourselves
-            return _read_weights_bytes(path.read_bytes())
+            return _read_weights_bytes(read_bytes(path, "weights file"))
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     except FileNotFoundError:

@@ -10,10 +10,7 @@ sharing: that format cannot carry code at all.
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import random
-import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +18,10 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from ..files import atomic_write, load_torch, open_temporary, write_bytes
 from ..models.weights import check_finite_state, check_weights
 from ..display import term
-from ..utils import ResnetteError, atomic_write
+from ..utils import ResnetteError
 from .schedules import Schedule
 
 FORMAT = "resnette-checkpoint-1"
@@ -34,7 +32,7 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     state = {"format": FORMAT, **state}
 
     def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
+        with open_temporary(tmp) as f:
             _save_reporting_os_errors(state, f)
 
     return atomic_write(path, write)
@@ -78,53 +76,22 @@ def save_weights(path: str | Path, model: nn.Module,
     full disk as a SafetensorError rather than the OSError atomic_write explains."""
     tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
     data = safetensors_bytes(tensors, metadata=metadata)
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return write_bytes(path, data)
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint with weights_only=True; anything else is a ResnetteError, never a crash."""
+    """Read a checkpoint with weights_only=True through the gate (resnette/files: any bytes,
+    a FIFO, a failed CRC or pickled code are one line); a state of another kind is refused."""
     path = Path(path)
     if not path.is_file():
         raise ResnetteError(f"no checkpoint at {path}; train first or check --run-dir")
-    _check_crcs(path)
-    try:
-        with warnings.catch_warnings():   # torch warns about pickle protocols before refusing
-            warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "GLOBAL" in str(e):   # the weights-only unpickler met a reference to code
-            name = next(ln for ln in str(e).splitlines() if "GLOBAL" in ln).strip()
-            raise ResnetteError(f"refusing to load {path}: it holds Python objects that could run "
-                                f"code ({name[:100]}); only load checkpoints written by "
-                                "resnette") from None
-        raise ResnetteError(f"refusing to load {path}: it is damaged or not a resnette checkpoint "
-                            "(weights-only loading failed)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise ResnetteError(f"cannot read checkpoint {path} ({type(e).__name__}); "
-                            "it is damaged or not a resnette checkpoint") from None
+    state = load_torch(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ResnetteError(f"{path} is not a resnette checkpoint (format {FORMAT} expected)")
     if isinstance(state.get("model"), dict):   # values, before the run is touched (claim.py)
         check_weights(state["model"], None, str(path))
     check_finite_state(state.get("optimizer"), str(path), "optimizer state")
     return state
-
-
-def _check_crcs(path: Path) -> None:
-    """torch.load does not verify the CRC-32 that torch.save records for every tensor, so a
-    flipped bit would load silently as a wrong weight; zipfile checks each record's CRC.
-    (Not a zip at all: torch.load below refuses it, naming a pickle's code if it has any.)"""
-    if not zipfile.is_zipfile(path):
-        return
-    try:
-        with zipfile.ZipFile(path) as z:
-            bad = z.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise ResnetteError(f"cannot read checkpoint {path} ({type(e).__name__}: {e}); it is "
-                            "truncated or not a resnette checkpoint") from None
-    if bad is not None:
-        raise ResnetteError(f"checkpoint {path} is corrupted ({bad} fails its CRC check); "
-                            "restore it from a backup or start the run again")
 
 
 def check_compatible(model: nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:

@@ -21,8 +21,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load, save as safetensors_bytes
 
+from ..files import read_bytes, write_bytes, write_text
 from ..models.weights import check_finite_state
-from ..utils import ResnetteError, atomic_write
+from ..utils import ResnetteError
 from .checkpoints import check_compatible, save_weights
 
 FORMAT = "resnette-export-1"
@@ -52,7 +53,7 @@ def save_named(learn, name: str, with_opt: bool = True) -> Path:
         meta.update(opt_groups=json.dumps(sd["param_groups"]), opt_plain=json.dumps(plain))
     data = safetensors_bytes({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()},
                              metadata=meta)
-    return atomic_write(named_path(learn, name), lambda tmp: Path(tmp).write_bytes(data))
+    return write_bytes(named_path(learn, name), data)
 
 
 def load_named(learn, name: str, with_opt: bool = True) -> None:
@@ -78,7 +79,7 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     if not path.is_file():
         raise ResnetteError(f"no saved weights at {path}; save them first (learn.save(name))")
     try:
-        data = path.read_bytes()
+        data = read_bytes(path, "weights file")
         tensors = safetensors_load(data)
         from safetensors import safe_open   # the metadata, without reading the tensors again
         with safe_open(str(path), "pt") as f:
@@ -106,7 +107,7 @@ def export(learn, folder: Path) -> Path:
             "learner": {"metrics": list(learn.metrics), "precision": learn.precision}}
     text = _toml(info)
     save_weights(folder / "model.safetensors", learn.kept_model)
-    atomic_write(folder / "learner.toml", lambda tmp: Path(tmp).write_text(text, "utf-8"))
+    write_text(folder / "learner.toml", text)
     return folder
 
 

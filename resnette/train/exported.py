@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..data.classes import class_info, strings
+from ..files import read_text
 from ..utils import ResnetteError
 from .checkpoints import check_compatible
 from .export import FORMAT, read_safetensors
@@ -63,7 +64,7 @@ def _read_info(path: Path) -> dict:
     """learner.toml, checked for what `load_learner` needs: the architecture's name and
     outputs, one class name per output (data/classes.py), the image size, the metrics."""
     try:
-        info = tomllib.loads(path.read_text("utf-8"))
+        info = tomllib.loads(read_text(path, "learner.toml"))
     except FileNotFoundError:
         raise ResnetteError(f"{path.parent} is not a resnette export (no learner.toml); write "
                             "one with learn.export()") from None

@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from resnette.cli import main
-from resnette.utils import ResnetteError, atomic_write
+from resnette.files import atomic_write
+from resnette.utils import ResnetteError
 
 
 def test_atomic_write_never_replaces_a_fifo(tmp_path):

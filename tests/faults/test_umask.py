@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from resnette.data.sources import untar_data
-from resnette.utils import atomic_write
+from resnette.files import atomic_write
 
 
 @pytest.fixture
