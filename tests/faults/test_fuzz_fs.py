@@ -8,7 +8,7 @@ its decode cache under a private RESNETTE_HOME, a config file, an output path) a
 it reads or writes there. One example picks a command, one of its files and one replacement:
 a FIFO, a link to a victim file outside every tree or to its folder, a link to /dev/zero, a
 folder, random bytes, an empty file, a huge sparse file. Then, for every example:
-- the command finishes within TIMEOUT (it runs in a forked child that is killed after it);
+- the command finishes within TIMEOUT (it runs in a child, fuzz_child.py, killed after it);
 - exit 0, or exit 2 with one `error:` line; no traceback;
 - the victim file is unchanged, and nothing outside the run folder, RESNETTE_HOME and the
   named output changed (sizes, times and hashes before and after);
@@ -18,12 +18,10 @@ Profiles (test_fuzz.py): `ci` a few examples per command, derandomized; HYPOTHES
 from __future__ import annotations
 
 import hashlib
-import io
 import multiprocessing
 import os
 import shutil
 import stat
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Callable
 import pytest
 from hypothesis import event, given, settings, strategies as st
 
+import fuzz_child
 import test_fuzz  # noqa: F401  (registers and loads the Hypothesis profiles)
 from test_fuzz_runs import tiny  # noqa: F401  (the session's tiny trained run)
 
@@ -190,33 +189,16 @@ def snapshot(folder: Path, skip: tuple[Path, ...] = ()) -> dict[str, str]:
     return out
 
 
-def _child(argv: list[str], cwd: str, home: str, log: str) -> None:
-    os.chdir(cwd)
-    os.environ["RESNETTE_HOME"] = home
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), write_through=True)
-    sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), write_through=True)
-    try:
-        from resnette.cli import main
-        code = main(argv)
-    except SystemExit as e:   # argparse
-        code = e.code if isinstance(e.code, int) else 2
-    except BaseException:   # a traceback: the test sees it in the log
-        import traceback
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+# a clean process to fork from (fuzz_child.py says why); torch and resnette imported there once
+_FORKS = multiprocessing.get_context("forkserver")
+_FORKS.set_forkserver_preload(["torch", "resnette.cli", "fuzz_child"])
 
 
 def resnette(box: Box, argv: list[str]) -> tuple[int, str]:
-    """Run `resnette ARGV` in a forked child (no new interpreter: fast) under TIMEOUT."""
+    """Run `resnette ARGV` in a child forked from the clean server, under TIMEOUT."""
     log = str(box.log)
-    proc = multiprocessing.get_context("fork").Process(
-        target=_child, args=(argv, str(box.top), str(box.home), log))
+    proc = _FORKS.Process(
+        target=fuzz_child.child, args=(argv, str(box.top), str(box.home), log))
     proc.start()
     proc.join(TIMEOUT)
     if proc.is_alive():
