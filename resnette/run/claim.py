@@ -97,10 +97,10 @@ class Plan:
                 self.old_lock.moved(aside)   # type: ignore[union-attr]
                 run.path.mkdir()
                 self.lock = lock_run(run.path, self.verb)
+            write_marker(run.path, RUN_MARKER, "resnette run folder\n")   # now it is a run
             for stale in run.path.glob(".*.tmp"):   # atomic_write's leftovers from a killed process
                 stale.unlink(missing_ok=True)
             make_folder(run.plots, "the run's plots")
-            write_marker(run.path, RUN_MARKER, "resnette run folder\n")   # now it is a run
         except OSError as e:
             raise ResnetteError(f"cannot write to run folder {run.path} ({e.strerror}); "
                                 "choose another --run-dir") from None
@@ -271,12 +271,22 @@ def recover(run: Run, strict: bool = False) -> None:
                 remove_owned(aside)
                 continue
             if run.path.is_dir():   # the new run that never saved (no weights), or nothing
-                remove_owned(run.path) if taken(run) else remove_temporary(run.path)
+                remove_temporary(run.path) if _never_saved(run) else remove_owned(run.path)
             os.rename(aside, run.path)
         except OSError as e:
             raise ResnetteError(_still_aside(run, aside, e.strerror)) from None
         print(f"restored {run.path}: the --overwrite that replaced it was stopped before its "
               "first checkpoint", file=sys.stderr, flush=True)
+
+
+def _never_saved(run: Run) -> bool:
+    """The folder a killed `--overwrite` made holds only what train writes before its first
+    checkpoint (also from a resnette before run markers): it is this program's to delete."""
+    start = {LOCK_NAME, RUN_MARKER, run.config.name, run.classes.name, run.plots.name}
+    names = {p.name for p in run.path.iterdir()}
+    plots_empty = (not run.plots.is_symlink() and
+                   (not run.plots.exists() or (run.plots.is_dir() and not any(run.plots.iterdir()))))
+    return names <= start and plots_empty
 
 
 def _still_aside(run: Run, aside: Path, why: str) -> str:
