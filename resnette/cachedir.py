@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import math
 import os
 import re
 import sys
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from resnette.display import term
-from resnette.files import open_lock, read_json, remove_temporary
+from resnette.files import is_entry, open_lock, read_json, remove_temporary
 from resnette.utils import ResnetteError
 
 LIMIT_ENV = "RESNETTE_CACHE_LIMIT"
@@ -60,7 +61,11 @@ def cache_limit() -> int | None:
     if m is None:
         raise ResnetteError(f"{LIMIT_ENV}={text!r} is not a size: use e.g. 20GB, 500MB, 1.5GiB, "
                             "or none for no limit")
-    return int(float(m.group(1)) * _UNITS[m.group(2) or ""])
+    size = float(m.group(1)) * _UNITS[m.group(2) or ""]
+    if not math.isfinite(size) or size > 2**62:
+        raise ResnetteError(f"{LIMIT_ENV}={text[:40]!r}... is larger than any disk: use e.g. 20GB, "
+                            "or none for no limit")
+    return int(size)
 
 
 def size_text(n: float) -> str:
@@ -96,7 +101,8 @@ def entries(base: str | os.PathLike | None = None) -> list[Entry]:
     out = []
     for name in names:
         path = base / name
-        if _KEY.match(name) and not path.is_symlink() and path.is_dir():
+        # only what a build made: a folder that merely has a key's name is never listed or removed
+        if _KEY.match(name) and not path.is_symlink() and path.is_dir() and is_entry(path):
             out.append(_entry(base, name, path))
     return sorted(out, key=lambda e: e.last_used)
 

@@ -224,9 +224,9 @@ ARGUMENTS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
 
 def warm_up(module: str) -> threading.Thread:
     """Import `module` in a background thread. Training's optimizer imports torch._dynamo on
-    its first use (torch.optim's dynamo guards; 1.4-2.8 s on 2 cores): imported here, after
-    the command's own imports (no two threads import one package at once), it overlaps the
-    data and model building; the optimizer then finds it loaded, or waits for the rest."""
+    first use (1.4-2.8 s on 2 cores): imported here, after the command's own imports, it
+    overlaps the data and model building. Never beside --compile (or a --config that may set
+    it): torch.compile imports it too, and two threads importing it at once: _DeadlockError."""
     def load() -> None:
         try:
             importlib.import_module(module)
@@ -270,7 +270,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser(command_in(argv)).parse_args(argv)
     try:
         module = importlib.import_module(f"resnette.commands.{COMMANDS[args.command]}")
-        if args.command in ("train", "lr-find"):
+        if args.command in ("train", "lr-find") and not {"--compile", "--config"} & set(argv):
             warm_up("torch._dynamo")
         module.main(args)
     except ResnetteError as e:

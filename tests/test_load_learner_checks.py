@@ -82,8 +82,10 @@ def test_weights_no_trained_model_holds_are_refused(exported, tmp_path, value, d
 
 def test_learn_load_refuses_nan_optimizer_state_and_leaves_the_learner_as_it_was(tmp_path):
     torch.manual_seed(0)
+    # fp32: the test is about load's checks; simple_cnn in bf16 on these 16 px fakes can reach a
+    # NaN loss in its first epoch (seen on an AMX Xeon, issue 25's note), which is not this test
     learn = Learner(FakeDataLoaders(n_train=32, n_valid=16), create_model("simple_cnn", n_out=3),
-                    quiet=True, run_dir=tmp_path / "run")
+                    quiet=True, run_dir=tmp_path / "run", precision="fp32")
     learn.fit(1, 1e-3)
     path = learn.save("one")
     tensors = load_file(str(path))

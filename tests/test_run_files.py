@@ -85,6 +85,7 @@ def test_every_command_puts_back_a_run_a_killed_overwrite_moved_aside(
     Before: predict and evaluate said 'no weights', report drew the empty folder."""
     before = digests(run)
     aside = run.with_name(".r.replaced-4242")
+    (run / ".resnette-aside").write_text("4242\n")   # what --overwrite writes before the move
     run.rename(aside)
     if new_folder:
         run.mkdir()
@@ -101,6 +102,7 @@ def test_every_command_puts_back_a_run_a_killed_overwrite_moved_aside(
 
 def test_a_running_overwrite_is_named_with_where_the_old_run_is(run, trained, tmp_path, capsys):
     aside = run.with_name(".r.replaced-4242")
+    (run / ".resnette-aside").write_text("4242\n")   # what --overwrite writes before the move
     run.rename(aside)
     run.mkdir()
     with lock_run(aside, "resnette train"):   # the --overwrite still holds the old run
@@ -249,3 +251,16 @@ def test_an_out_inside_a_run_folder_never_writes_over_its_files(run, capsys, arg
     assert main([a.format(run=run, other=other) for a in argv]) == 2
     assert "is inside the run folder" in one_line(capsys)
     assert digests(run.parent) == before
+
+
+def test_a_run_named_like_an_aside_or_a_backup_so_named_is_never_touched(run, trained, tmp_path,
+                                                                        capsys):
+    """Round-four probe: `recover` took any run called `.<name>.replaced-*` for a killed
+    --overwrite's old run, and predict deleted it (or renamed it over the user's run). Only a
+    folder holding .resnette-aside, written just before the move, is ever put back or dropped."""
+    named = run.with_name(".r.replaced-998")          # a finished run the user named so
+    shutil.copytree(run, named)
+    before = digests(named)
+    assert main(commands(run, trained, tmp_path)["predict"]) == 0
+    assert "restored" not in capsys.readouterr().err
+    assert digests(named) == before

@@ -10,7 +10,6 @@ first checkpoint; a failure before (`abandon`) or a kill -9 (`recover`) puts it 
 """
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from dataclasses import dataclass, fields, replace
@@ -19,11 +18,11 @@ from pathlib import Path
 from resnette.run.config import TrainConfig, save_config
 from resnette.run.folder import Run, open_run, resolve, save_classes
 from resnette.run.reading import nfc, read_classes, read_config
-from resnette.run.lock import LOCK_NAME, RunLock, lock_run
+from resnette.run.aside import ASIDE_MARKER, has_weights, recover, taken
+from resnette.run.lock import RunLock, lock_run
 from resnette.train.callbacks import Callback
 from resnette.train.checkpoints import load_checkpoint
-from resnette.files import (RUN_MARKER, is_run_folder, make_folder, read_text, remove_owned,
-                            remove_temporary, write_marker)
+from resnette.files import RUN_MARKER, is_run_folder, make_folder, remove_temporary, write_marker
 from resnette.utils import NAME_MAX, ResnetteError, long_name
 
 # What `--resume` may change: where things are and how fast they run, never what is learned.
@@ -32,15 +31,6 @@ RESUME_MAY_CHANGE = frozenset({
     "channels_last", "compile", "bs", "sync_bn", "valid_every", "tensorboard", "test_size", "mlflow"})
 
 WRITE_ADVICE = "make it writable, or copy the run to a writable place"
-
-
-def taken(run: Run) -> bool:
-    """Whether the folder holds anything but a lock a killed process left and our marker."""
-    return run.path.is_dir() and any(p.name not in (LOCK_NAME, RUN_MARKER) for p in run.path.iterdir())
-
-
-def has_weights(run: Run) -> bool:
-    return any(f.is_file() for f in (run.checkpoint, run.model, run.best))
 
 
 def as_used(cfg: TrainConfig) -> TrainConfig:
@@ -92,6 +82,7 @@ class Plan:
         try:
             if self.replace:
                 aside = run.path.with_name(f".{run.name}.replaced-{os.getpid()}")
+                write_marker(run.path, ASIDE_MARKER, f"{os.getpid()}\n")   # recover's proof
                 os.rename(run.path, aside)
                 self.aside, self.old_lock = aside, self.lock
                 self.old_lock.moved(aside)   # type: ignore[union-attr]
@@ -248,58 +239,6 @@ def _check(plan: Plan, overwrite: bool) -> None:
         raise ResnetteError(f"run folder {run.path} already exists{stub}; pass --resume to "
                             "continue it, --overwrite to replace it, or choose --name")
     plan.replace = True
-
-
-def recover(run: Run, strict: bool = False) -> None:
-    """A `--overwrite` killed between moving the old run aside and the new run's first
-    checkpoint: put the old run back (the new one holds no weights); after it, drop it.
-    Every command that opens a run calls this first (`open_existing`); `strict`: an old run
-    that cannot be put back (its --overwrite still runs, or the place is read-only) is an
-    error saying where it is, instead of the new, empty folder being used."""
-    for aside in sorted(run.path.parent.glob(f".{glob.escape(run.name)}.replaced-*")):
-        if aside.is_symlink() or not aside.is_dir() or not is_run_folder(aside):
-            continue   # not a run this program moved aside: never followed, never deleted
-        try:
-            probe = lock_run(aside, "resnette: recovering")
-        except ResnetteError as e:   # its --overwrite is still running (or it is unreadable)
-            if strict and not has_weights(run):
-                raise ResnetteError(_still_aside(run, aside, str(e))) from None
-            continue
-        probe.release()
-        try:
-            if has_weights(run):
-                remove_owned(aside)
-                continue
-            if run.path.is_dir():   # the new run that never saved (no weights), or nothing
-                remove_temporary(run.path) if _never_saved(run) else remove_owned(run.path)
-            os.rename(aside, run.path)
-        except OSError as e:
-            raise ResnetteError(_still_aside(run, aside, e.strerror)) from None
-        print(f"restored {run.path}: the --overwrite that replaced it was stopped before its "
-              "first checkpoint", file=sys.stderr, flush=True)
-
-
-def _never_saved(run: Run) -> bool:
-    """The folder a killed `--overwrite` made holds only what train writes before its first
-    checkpoint (also from a resnette before run markers): it is this program's to delete."""
-    start = {LOCK_NAME, RUN_MARKER, run.config.name, run.classes.name, run.plots.name}
-    names = {p.name for p in run.path.iterdir()}
-    plots_empty = (not run.plots.is_symlink() and
-                   (not run.plots.exists() or (run.plots.is_dir() and not any(run.plots.iterdir()))))
-    return names <= start and plots_empty
-
-
-def _still_aside(run: Run, aside: Path, why: str) -> str:
-    holder = ""
-    try:
-        holder = read_text(aside / LOCK_NAME, "lock", 200, follow=False).strip()
-    except (OSError, ValueError, ResnetteError):
-        pass
-    if holder:
-        return (f"{run.path} is being replaced by `train --overwrite` (process {holder}); until "
-                f"its first checkpoint the old run is in {aside}: use that folder, or wait")
-    return (f"{run.path} was being replaced by a `train --overwrite` that stopped; the old run "
-            f"is in {aside} and cannot be moved back ({why}): move it back to {run.path}")
 
 
 def open_existing(path: str | Path) -> Run:

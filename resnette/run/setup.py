@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from resnette.display import lr_suggestions, seconds, term
+from resnette.files import check_inside_run
 from resnette.measures import ACCURACY, TOP_K, TOP_K_K
 from resnette.models import list_models
 from resnette.plots import save_pixels
@@ -201,6 +202,7 @@ def _set_up(plan: Plan, d: distributed.Dist, quiet: bool, mlflow: Connection | N
     cfg, run, resume = plan.cfg, plan.run, plan.resume
     callbacks = [SaveBest(run.best), *(plan.callbacks() if d.is_main else [])]
     if cfg.tensorboard:   # first: a missing package stops the run before any work
+        check_inside_run(run.tensorboard / "events")   # a link out of the run: never written
         callbacks.append(TensorBoard(run.tensorboard))
     if mlflow is not None:
         callbacks.append(MLflowLog(mlflow, run, cfg))

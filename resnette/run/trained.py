@@ -101,6 +101,9 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
     `config`, else its metadata, else the config.toml/classes.json beside it)."""
     path = Path(path)
     if path.is_dir() or not (path.exists() or path.suffix == ".safetensors"):
+        if config is not None:   # a run's own config.toml is its truth: never mixed with another
+            raise ResnetteError(f"--config is for a bare .safetensors file; {path} is a run "
+                                "folder with its own config.toml: leave --config out")
         open_existing(path)   # an interrupted --overwrite is undone first
         weights_path, folder = weights_file(path), path
     else:

@@ -54,7 +54,11 @@ def launched() -> bool:
 
     `torchrun --nproc-per-node=1` counts too: it runs the DDP code path with one rank, which
     is how the cost of the DDP wrapper alone is measured (docs/DISTRIBUTED.md)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or "TORCHELASTIC_RUN_ID" in os.environ
+    world = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+    if not world.isdigit():
+        raise ResnetteError(f"WORLD_SIZE={world[:40]!r} is not a number of processes; unset it, "
+                            "or launch with torchrun, which sets it")
+    return int(world) > 1 or "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def timeout_s() -> float:
