@@ -44,8 +44,11 @@ def torchrun(args: list[str], tmp: Path, **extra: str) -> subprocess.Popen:
     """`torchrun --standalone --nproc-per-node=2 ARGS` (standalone: rendezvous on a free local port)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
            "--max-restarts=0", *args]
-    return subprocess.Popen(cmd, env=child_env(tmp, **extra), cwd=tmp, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    extra.setdefault("RESNETTE_TEST_MARK", f"{tmp}:{time.monotonic_ns()}")
+    job = subprocess.Popen(cmd, env=child_env(tmp, **extra), cwd=tmp, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    job.mark = extra["RESNETTE_TEST_MARK"]   # finish() finds the ranks by it
+    return job
 
 
 def finish(job: subprocess.Popen, timeout: float = JOB_TIMEOUT) -> str:
@@ -53,6 +56,11 @@ def finish(job: subprocess.Popen, timeout: float = JOB_TIMEOUT) -> str:
         out, _ = job.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(job.pid, signal.SIGKILL)   # the launcher and every rank it started
+        for pid in _rank_pids(job.mark).values():   # ranks in sessions of their own, whose
+            try:                                    # open stdout would block communicate()
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         out, _ = job.communicate()
         pytest.fail(f"the job hung for {timeout} s:\n{out[-3000:]}")
     return out

@@ -45,3 +45,12 @@ def test_predict_refuses_a_config_file_for_a_run_folder(tmp_path, capsys):
     (tmp_path / "p.toml").write_text('arch = "simple_cnn"\n')
     assert main(["predict", "--config", str(tmp_path / "p.toml"), str(run), str(tmp_path)]) == 2
     assert "--config is for a bare .safetensors file" in capsys.readouterr().err
+
+
+def test_an_empty_output_name_is_one_line():
+    """Round-four probe: `runs plot RUN -o ''` wrote runs.png where it stood."""
+    from resnette.files import output
+    from resnette.utils import ResnetteError
+    for empty in ("", "  "):
+        with pytest.raises(ResnetteError, match="the output name is empty"):
+            output(empty, "runs plot")

@@ -46,9 +46,9 @@ def main(args: argparse.Namespace) -> None:
         return
     runs = _selected(items, args.where, args.sort, args.reverse)
     if action == "plot":
-        _plot(runs, args.out or "runs.png")
+        _plot(runs, "runs.png" if args.out is None else args.out)
     elif action == "html":
-        _html(runs, args.out or "runs.html")
+        _html(runs, "runs.html" if args.out is None else args.out)
     elif args.json:
         from resnette.display import to_json
         from resnette.run.compare_view import as_json

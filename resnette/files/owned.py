@@ -65,6 +65,8 @@ def output(path: PathLike, verb: str, *, own: tuple[str, ...] = (), makes_parent
     Returns the path as given, made absolute."""
     import fnmatch
 
+    if not os.fspath(path).strip():   # Path("") is ".": an empty -o must not mean "here"
+        raise ResnetteError(f"{verb}: the output name is empty; give a file name")
     out = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
     for shown in dict.fromkeys((out, Path(os.path.realpath(out)))):
         for run in shown.parents:

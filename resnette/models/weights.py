@@ -35,6 +35,11 @@ MAX_ABS_WEIGHT = 1e6
 ADVICE = "these are not a trained model's weights; load another file or train again"
 
 
+
+class BadWeights(ResnetteError):
+    """Weights holding what no model may (NaN, inf, huge, not real floats): the weights file is
+    at fault, never the config beside it, so callers that blame a run's files let it through."""
+
 def check_weights(weights: Mapping[str, object], own: Mapping[str, torch.Tensor] | None,
                   source: str) -> None:
     """Refuse (one line naming `source`) the first tensor of `weights` that is not what the
@@ -47,7 +52,7 @@ def check_weights(weights: Mapping[str, object], own: Mapping[str, torch.Tensor]
         if own is None or key in own:
             why = _wrong(value, None if own is None else own[key])
             if why:
-                raise ResnetteError(f"refusing the weights in {source}: {key} {why}; {ADVICE}")
+                raise BadWeights(f"refusing the weights in {source}: {key} {why}; {ADVICE}")
 
 
 def _wrong(value: object, mine: torch.Tensor | None) -> str | None:
@@ -105,8 +110,8 @@ def check_finite_state(state: object, source: str, what: str) -> None:
             finite = (item.numel() == 0 or bool(torch.isfinite(item).all()) if item.is_complex()
                       else all(math.isfinite(v) for v in _range(item.detach())))
             if not finite:
-                raise ResnetteError(f"refusing {source}: its {what} holds NaN or infinite values; "
+                raise BadWeights(f"refusing {source}: its {what} holds NaN or infinite values; "
                                     "resume from another checkpoint or start the run again")
         elif isinstance(item, float) and not math.isfinite(item):
-            raise ResnetteError(f"refusing {source}: its {what} holds NaN or infinite values; "
+            raise BadWeights(f"refusing {source}: its {what} holds NaN or infinite values; "
                                 "resume from another checkpoint or start the run again")

@@ -126,6 +126,7 @@ class Plan:
         elif self.aside is not None:
             remove_temporary(run.path)   # the new folder this process made at commit
             os.rename(self.aside, run.path)
+            (run.path / ASIDE_MARKER).unlink(missing_ok=True)   # in place: byte for byte as before
             self.old_lock.moved(run.path)   # type: ignore[union-attr]
             self.aside = None
         elif not self.replace:            # a new run that never started leaves nothing behind

@@ -18,6 +18,7 @@ from safetensors.torch import load as load_safetensors, safe_open
 from torch import nn
 
 from resnette.models import create_model, interop
+from resnette.models.weights import BadWeights
 from resnette.run.claim import open_existing, recover
 from resnette.run.config import TrainConfig, make_config, read_toml, to_toml, unescape_bytes
 from resnette.run.folder import Run
@@ -126,6 +127,8 @@ def load_trained(path: str | Path, config: str | Path | None = None) -> Trained:
         model = model_for(cfg, len(classes["vocab"]), classes["channels"])
         if foreign is None:
             check_compatible(model, tensors, str(weights_path))
+    except BadWeights:   # the weights file's own fault: it names the file
+        raise
     except ResnetteError as e:   # the run's own files disagree: say which one
         if "classes" in str(e) and META_CLASSES not in meta:
             raise damaged(classes["source"], f"{len(classes['vocab'])} class names for "

@@ -45,7 +45,8 @@ def test_init_from_refuses_weights_no_model_holds(world, baseline, cwd, capsys, 
     assert words in line and "learning rate" not in line
     image = next((world["data"] / "valid" / "a").glob("*.png"))
     for argv in (["predict", folder, image], ["evaluate", folder]):   # no NaN% predictions
-        assert "refusing the weights in" in in_process(capsys, *argv)
+        line = in_process(capsys, *argv)   # the weights file named, never config.toml (probe 8)
+        assert "refusing the weights in" in line and "config.toml" not in line, line
     assert contents(folder) == before
     assert not (cwd / "runs" / "new").exists()
 
