@@ -16,6 +16,7 @@ that fails or never runs loses nothing (`resnette report RUN` draws everything a
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,16 @@ def draw_later(run: Run) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
+    if distributed.assigned_rank() != 0:   # a worker rank under torchrun: rank 0 saves the run
+        with training(config_from_args(args), args.resume, args.overwrite, True, "runs",
+                      record=record_evaluation) as job:
+            fit(job)
+        # Exit holding `job`: freeing its DDP reducer destroys gloo's group in a destructor that
+        # holds the GIL while joining a gloo thread waiting for it (py-spy, 2 of 4 resumed
+        # 2-rank runs hung there for ever, 2026-12-06). Everything is saved; nothing is left.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     run = train(config_from_args(args), resume=args.resume, overwrite=args.overwrite,
                 quiet=args.quiet)
     if distributed.assigned_rank() == 0:   # under torchrun: once, not once per process
