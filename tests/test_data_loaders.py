@@ -1,5 +1,6 @@
 """Decoded cache reuse/invalidation, augmentation, loaders, sharding, resume, show_batch, digits."""
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -141,6 +142,18 @@ def test_prefetch_threads_do_not_change_batches(tree, tmp_path):
     b = dls_for(tree, tmp_path, prefetch=0)
     for (xa, ya), (xb, yb) in zip(a.train, b.train):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_a_cpu_loader_prepares_batches_inline_unless_asked_for_threads(tree, tmp_path):
+    """On a CPU the step uses every core: threads preparing batches beside it only slow it."""
+    def data_threads(dls):
+        seen = set()
+        for _ in dls.train:
+            seen |= {t.name for t in threading.enumerate() if t.name.startswith("resnette-data")}
+        return seen
+    assert dls_for(tree, tmp_path).train.prefetch == 0
+    assert data_threads(dls_for(tree, tmp_path)) == set()
+    assert data_threads(dls_for(tree, tmp_path, prefetch=2, workers=1)) != set()
 
 
 def test_ddp_shards_cover_everything_once(tree, tmp_path):

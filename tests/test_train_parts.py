@@ -40,6 +40,7 @@ def test_adamw_is_fastais_adam_with_true_weight_decay():
     m = nn.Linear(3, 2, bias=False)
     opt = make_optimizer("adamw", m, lr=0.1, wd=0.01)
     assert opt.defaults["betas"] == (0.9, 0.99) and opt.defaults["eps"] == 1e-5
+    assert opt.defaults["fused"]   # one pass over every tensor on a CPU too (5x foreach's speed)
     p = m.weight.detach().clone()
     avg, sqr = torch.zeros_like(p), torch.zeros_like(p)
     for step, mom in enumerate((0.95, 0.9, 0.85), start=1):

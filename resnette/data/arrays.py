@@ -12,7 +12,7 @@ from resnette.utils import ResnetteError
 def from_arrays(images: np.ndarray, labels: np.ndarray, items: list[str], is_valid: np.ndarray,
                 is_train: np.ndarray, vocab: list[str], names: list[str], *, size: int, bs: int,
                 seed: int = 0, device: str = "cpu", augment: bool | str = True, min_scale: float = 0.5,
-                rank: int = 0, world_size: int = 1, channels_last: bool = False, prefetch: int = 2,
+                rank: int = 0, world_size: int = 1, channels_last: bool = False, prefetch: int | None = None,
                 workers: int = 2, resident: bool | None = None) -> DataLoaders:
     """DataLoaders over a uint8 N,P,P,C array (a memory map or in memory) and its labels.
 

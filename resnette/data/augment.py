@@ -186,7 +186,7 @@ def apply_table(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     n, h, w, c = x.shape
     if x.device.type == "cpu":
         # One contiguous take per image; mode="clip" skips the bounds check (uint8 < 256).
-        # NumPy releases the GIL here, so prefetch threads run it beside the training step.
+        # NumPy releases the GIL here, so a caller's threads can run it beside other work.
         xs, ts = x.numpy(), table.numpy()
         out = np.empty((n, h, w, c), dtype=np.float32)
         for i in range(n):

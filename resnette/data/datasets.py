@@ -23,7 +23,7 @@ def folder(path: str | os.PathLike, size: int = 128, presize: int = 160, bs: int
            valid_pct: float | None = None, seed: int = 0, device: str = "cpu", augment: bool | str = True,
            min_scale: float = 0.5, cache_dir: str | os.PathLike | None = None, rank: int = 0,
            world_size: int = 1, channels: int = 3, method: str = "crop", workers: int = 2,
-           channels_last: bool = False, prefetch: int = 2, resident: bool | None = None) -> DataLoaders:
+           channels_last: bool = False, prefetch: int | None = None, resident: bool | None = None) -> DataLoaders:
     """DataLoaders for `<path>/<train|valid>/<label>/*` (or `<path>/<label>/*` with valid_pct).
 
     Images are decoded once at `presize` into a cache under `cache_dir` (default

@@ -4,7 +4,8 @@ One batch is: pick `bs` rows of the store (a seeded permutation for train, in or
 valid), copy them out of the memory map (~10 MB at bs 128, presize 160), move them to the
 device, then one table lookup + one resampling (augment.py). Every batch depends only on
 (seed, epoch, batch index, rank), never on what ran before, so a background thread pool can
-prepare the next batches while the model trains, and a resumed run can start mid-epoch.
+prepare the next batches while a GPU trains (not on a CPU: see default_prefetch), and a resumed
+run can start mid-epoch.
 
 On a CUDA device the Loader's rows are instead copied to the GPU once when they fit
 (resident.py): a batch is then an indexing there, with no host copy and no threads.
@@ -31,6 +32,15 @@ def batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
+def default_prefetch(device: torch.device) -> int:
+    """How many batches threads prepare ahead: 2 on a GPU, where the host's work overlaps the
+    device's; none on a CPU, where the step already uses every core and threads beside it only
+    take them away: xresnet18, bs 64, 2 cores, a Learner epoch at 64 px 303 ms a step with two
+    threads ahead vs 259 ms inline, 508 vs 462 ms at 112 px (bf16), 1063 vs 954 ms at 96 px in
+    fp32 on AVX2 (BENCHMARKS.md, "Batches inline on a CPU")."""
+    return 0 if device.type == "cpu" else 2
+
+
 class Loader:
     """An iterable of (x, y) batches over part of a decoded store (see docs/DESIGN.md, data/).
 
@@ -45,8 +55,8 @@ class Loader:
     def __init__(self, store: np.ndarray, index: np.ndarray, labels: np.ndarray, items: Sequence[str],
                  *, bs: int, train: bool, size: int, mean: Sequence[float], std: Sequence[float],
                  augment: AugmentConfig | None = None, seed: int = 0, device: str | torch.device = "cpu",
-                 rank: int = 0, world_size: int = 1, channels_last: bool = False, prefetch: int = 2,
-                 workers: int = 2, resident: bool | None = None) -> None:
+                 rank: int = 0, world_size: int = 1, channels_last: bool = False,
+                 prefetch: int | None = None, workers: int = 2, resident: bool | None = None) -> None:
         if bs < 1:
             raise ResnetteError(f"batch size must be at least 1, got {bs}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -63,7 +73,8 @@ class Loader:
         self.augment = augment if train else None
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
-        self.channels_last, self.prefetch, self.workers = channels_last, prefetch, workers
+        self.channels_last, self.workers = channels_last, workers
+        self.prefetch = default_prefetch(self.device) if prefetch is None else prefetch
         self.size = size
         self._epoch, self._skip = 0, 0
         if train and len(self) == 0:

@@ -123,11 +123,12 @@ def make_optimizer(name: str, model: nn.Module, lr: float, wd: float) -> torch.o
     """The optimizer called `name`, over `param_groups(model, wd)`, with fastai's defaults."""
     groups = param_groups(model, wd)
     if name == "adamw":
-        # On a GPU the fused kernel updates every tensor in one launch (the step is launch-bound
-        # at bs 128, issue 13); elsewhere foreach: one launch per group instead of per tensor.
-        on_gpu = any(p.is_cuda for p in model.parameters())
+        # The fused kernel updates every tensor in one pass: on a GPU one launch (the step is
+        # launch-bound at bs 128, issue 13); on a CPU xresnet18's step takes 7 ms instead of
+        # foreach's 33 ms (2 cores), a tenth of a 64 px training step. Other devices: foreach.
+        fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
         return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), eps=1e-5, weight_decay=wd,
-                                 **({"fused": True} if on_gpu else {"foreach": True}))
+                                 **({"fused": True} if fused else {"foreach": True}))
     if name == "sgd":
         return SGD(groups, lr=lr, momentum=0.9, weight_decay=wd)
     if name == "ranger":
