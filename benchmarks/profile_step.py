@@ -4,12 +4,13 @@ its operators' own (self) CPU time grouped into what they are.
     python benchmarks/profile_step.py [--arch xresnet18] [--size 128] [--bs 64] [--steps 3]
                                       [--precision auto] [--channels-last auto|yes|no]
 
-The step is the Learner's: forward under autocast, cross-entropy, backward, AdamW (foreach),
-zero_grad, in the precision and memory format `resolve("auto")` picks on this CPU unless told
-otherwise. Groups: convolutions (forward and backward, oneDNN), batchnorm, ReLU, pooling,
-layout conversions and dtype casts (copy_, to, contiguous, reorders), the optimizer, the
-loss, and the rest. Prints a table with each group's share and writes
-benchmarks/results/profile_step.json, so the next thing to make faster is visible.
+The step is the Learner's: forward under autocast, cross-entropy, backward, the Learner's AdamW
+(train/optim.make_optimizer: fused on a CPU), zero_grad, in the precision and memory format
+`resolve("auto")` picks on this CPU unless told otherwise. Groups: convolutions (forward and
+backward, oneDNN), batchnorm, ReLU, pooling, layout conversions and dtype casts (copy_, to,
+contiguous, reorders), the optimizer, the loss, and the rest. Prints a table with each
+group's share and writes benchmarks/results/profile_step.json, so the next thing to make
+faster is visible.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from resnette.models import create_model
+from resnette.train.optim import make_optimizer
 from resnette.train.precision import autocast, cpu_kind, resolve
 
 RESULTS = Path(__file__).resolve().parent / "results" / "profile_step.json"
@@ -31,7 +33,7 @@ GROUPS = [("convolution", ("conv", "mkldnn_convolution")),
           ("batchnorm", ("batch_norm", "batchnorm")),
           ("relu", ("relu", "threshold", "clamp_min")),
           ("pooling", ("pool", "mean")),
-          ("optimizer", ("_foreach", "adam", "lerp", "addcdiv", "addcmul", "sqrt")),
+          ("optimizer", ("_foreach", "adam", "_fused", "lerp", "addcdiv", "addcmul", "sqrt")),
           ("loss", ("cross_entropy", "log_softmax", "nll_loss")),
           ("layout and casts", ("copy_", "to_copy", "contiguous", "reorder", "clone", "_to_dense",
                                 "empty_strided")),
@@ -61,7 +63,7 @@ def main() -> None:
     model = create_model(args.arch, n_out=10).to(memory_format=fmt).train()
     x = torch.randn(args.bs, 3, args.size, args.size).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (args.bs,))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
+    opt = make_optimizer("adamw", model, lr=1e-3, wd=0.01)
     loss_fn = nn.CrossEntropyLoss()
 
     def step() -> None:

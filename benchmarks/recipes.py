@@ -3,6 +3,8 @@
     python benchmarks/recipes.py --runs fast                       # one recipe (~12 min on 2 cores)
     python benchmarks/recipes.py --runs fast chapter:simple_cnn    # a recipe, a chapter net
     python benchmarks/recipes.py --cold --runs fast                # count the decode-cache build too
+    python benchmarks/recipes.py --home /tmp/h --runs fast --tag 1st --extra --compile   # twice:
+    python benchmarks/recipes.py --home /tmp/h --runs fast --tag 2nd --extra --compile   # warm
 
 Each entry runs `resnette train --recipe NAME [--arch ARCH] --data DATA` as a fresh process and
 times it from start to exit: imports, cache build (with --cold: a fresh, empty RESNETTE_HOME),
@@ -30,13 +32,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BOOK = 0.757   # the chapter's XResNet-18, 5 epochs at 128 px
 
 
-def run_one(entry: str, data: Path, cold: bool, extra: list[str]) -> dict:
+def run_one(entry: str, data: Path, cold: bool, extra: list[str], home: Path | None = None) -> dict:
     """`entry` is a recipe name, or `recipe:arch` for a recipe with another architecture."""
     recipe, _, arch = entry.partition(":")
     with tempfile.TemporaryDirectory(prefix="resnette-recipes-") as tmp:
         env = dict(os.environ)
-        if cold:
-            env["RESNETTE_HOME"] = str(Path(tmp) / "home")
+        if cold or home:
+            env["RESNETTE_HOME"] = str(home or Path(tmp) / "home")
         run_dir = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "resnette", "train", "--recipe", recipe, "--data", str(data),
                "--run-dir", str(run_dir), "--device", "cpu", *(["--arch", arch] if arch else []), *extra]
@@ -78,6 +80,10 @@ def main() -> None:
     ap.add_argument("--runs", nargs="+", default=["fast"], help="recipe or recipe:arch entries")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--cold", action="store_true", help="a fresh RESNETTE_HOME: the cache build counts")
+    ap.add_argument("--home", type=Path, default=None,
+                    help="this RESNETTE_HOME, kept: a second run finds its caches (decoded images, "
+                         "torch.compile's) warm")
+    ap.add_argument("--tag", default="", help="added to the entry's name, e.g. warm")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train flags")
     args = ap.parse_args()
     if not args.data.is_dir():
@@ -85,8 +91,9 @@ def main() -> None:
     out = RESULTS / "recipes.json"
     entries = json.loads(out.read_text()) if out.exists() else {}
     for entry in args.runs:
-        e = run_one(entry, args.data, args.cold, args.extra)
-        entries[entry + (" (cold)" if args.cold else "")] = e
+        e = run_one(entry, args.data, args.cold, args.extra, args.home)
+        name = " ".join([entry, *args.extra, *([f"({args.tag})"] if args.tag else [])])
+        entries[name + (" (cold)" if args.cold else "")] = e
         out.write_text(json.dumps(entries, indent=1))
     print(f"{'entry':<28}{'accuracy':>9}{'wall min':>10}{'epochs min':>12}{'outside s':>11}")
     for name, e in sorted(entries.items(), key=lambda kv: kv[1]["wall_minutes"]):

@@ -3,7 +3,8 @@
 The claims: two ranks with half the batch each train like one process with the whole batch
 (exactly, for a net without batchnorm; within noise for the CLI's batchnorm nets); every
 validation image counts once; only rank 0 writes; a resumed DDP run continues from its
-checkpoint; a rank that dies or hangs ends the job with a clear error in bounded time.
+checkpoint (test_distributed_killed.py: a rank that dies ends the job with a clear error in
+bounded time).
 
 Every job is a subprocess with a timeout, so nothing here can hang CI. This file is also the
 worker script of the multi-process checks: `torchrun ... tests/test_distributed.py DIR`
@@ -11,11 +12,7 @@ runs `_worker` below in each rank.
 """
 from __future__ import annotations
 
-import csv
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,61 +22,9 @@ import pytest
 import torch
 from torch import nn
 
+from ddp_jobs import finish, needs_mnist, read_rows, torchrun, train_args
 from resnette.train import distributed
 from resnette.utils import ResnetteError
-
-MNIST_TINY = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_tiny"
-JOB_TIMEOUT = 150  # seconds: a job that takes longer has hung; fail instead of blocking CI
-
-
-# ---- helpers -------------------------------------------------------------------------------
-def child_env(tmp: Path, **extra: str) -> dict:
-    """One thread per rank (two ranks on two cores must not fight), a private cache."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env.update(OMP_NUM_THREADS="1", RESNETTE_HOME=str(tmp / "home"), PYTHONUNBUFFERED="1", **extra)
-    return env
-
-
-def torchrun(args: list[str], tmp: Path, **extra: str) -> subprocess.Popen:
-    """`torchrun --standalone --nproc-per-node=2 ARGS` (standalone: rendezvous on a free local port)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           "--max-restarts=0", *args]
-    extra.setdefault("RESNETTE_TEST_MARK", f"{tmp}:{time.monotonic_ns()}")
-    job = subprocess.Popen(cmd, env=child_env(tmp, **extra), cwd=tmp, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    job.mark = extra["RESNETTE_TEST_MARK"]   # finish() finds the ranks by it
-    return job
-
-
-def finish(job: subprocess.Popen, timeout: float = JOB_TIMEOUT) -> str:
-    try:
-        out, _ = job.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(job.pid, signal.SIGKILL)   # the launcher and every rank it started
-        for pid in _rank_pids(job.mark).values():   # ranks in sessions of their own, whose
-            try:                                    # open stdout would block communicate()
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        out, _ = job.communicate()
-        pytest.fail(f"the job hung for {timeout} s:\n{out[-3000:]}")
-    return out
-
-
-def read_rows(path: Path) -> list[dict]:
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
-def train_args(run_dir: Path, bs: int, epochs: int = 1) -> list[str]:
-    """The CLI on mnist_tiny (3s and 7s): the chapter's simple_cnn learns it in one epoch."""
-    return ["train", "--data", str(MNIST_TINY), "--arch", "simple_cnn", "--size", "32",
-            "--presize", "32", "--bs", str(bs), "--epochs", str(epochs), "--lr", "1e-2",
-            "--no-augment", "--device", "cpu", "--run-dir", str(run_dir), "--quiet"]
-
-
-needs_mnist = pytest.mark.skipif(not MNIST_TINY.is_dir(), reason="mnist_tiny not present")
-
 
 # ---- a tiny problem without batchnorm: DDP must reproduce one process exactly ----------------
 def tiny_data(rank: int, world_size: int, bs: int):
@@ -313,68 +258,6 @@ def test_two_ranks_match_one_process_on_mnist_tiny(tmp_path):
     # the final evaluation covers the whole valid set (699 images), not rank 0's half
     ev = json.loads((tmp_path / "ddp" / "evaluation.json").read_text())
     assert ev["n"] == 699 and ev["accuracy"] == pytest.approx(float(two["accuracy"]), abs=1e-6)
-
-
-def _rank_pids(mark: str) -> dict[int, int]:
-    """pid of each rank whose environment carries `mark` (read from /proc)."""
-    pids = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            env = (d / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"RESNETTE_TEST_MARK={mark}".encode() in env:
-            for e in env:
-                if e.startswith(b"RANK="):
-                    pids[int(e[5:])] = int(d.name)
-    return pids
-
-
-@pytest.fixture(scope="module")
-def killed_run(tmp_path_factory):
-    """A 2-rank CLI run whose rank 1 is SIGKILLed (as an OOM killer would) after epoch 0."""
-    if not MNIST_TINY.is_dir():
-        pytest.skip("mnist_tiny not present")
-    if not Path("/proc/self/environ").exists():
-        pytest.skip("needs /proc to find the rank to kill")
-    tmp = tmp_path_factory.mktemp("killed")
-    run = tmp / "run"
-    mark = str(tmp)
-    job = torchrun(["-m", "resnette", *train_args(run, bs=32, epochs=6)], tmp, RESNETTE_TEST_MARK=mark)
-    deadline = time.monotonic() + JOB_TIMEOUT
-    while not (run / "metrics.csv").exists():
-        if job.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"training did not reach epoch 1:\n{finish(job)[-3000:]}")
-        time.sleep(0.02)
-    os.kill(_rank_pids(mark)[1], signal.SIGKILL)
-    killed = time.perf_counter()
-    out = finish(job)
-    return {"run": run, "tmp": tmp, "out": out, "rc": job.returncode,
-            "seconds": time.perf_counter() - killed, "rows": read_rows(run / "metrics.csv")}
-
-
-def test_a_dead_rank_ends_the_job_with_a_clear_error(killed_run):
-    out = killed_run["out"]
-    assert killed_run["rc"] != 0, out[-3000:]
-    assert killed_run["seconds"] < 30          # not a hang: the survivor noticed at once
-    assert "error: rank 0 lost contact with another training process" in out
-    assert "--resume" in out
-    assert "Signal 9 (SIGKILL) received" in out           # torchrun names the dead rank
-    assert 1 <= len(killed_run["rows"]) < 6
-
-
-def test_a_resumed_ddp_run_continues_from_its_checkpoint(killed_run):
-    run, before = killed_run["run"], killed_run["rows"]
-    job = torchrun(["-m", "resnette", "train", "--resume", "--run-dir", str(run)], killed_run["tmp"])
-    out = finish(job)
-    assert job.returncode == 0, out[-3000:]
-    rows = read_rows(run / "metrics.csv")
-    assert [r["epoch"] for r in rows] == [str(e) for e in range(6)]
-    assert rows[:len(before)] == before    # the epochs before the crash were not redone
-    assert float(rows[-1]["accuracy"]) > 0.95
-    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
 
 
 if __name__ == "__main__":   # one rank of test_two_ranks_train_exactly_like_one_process

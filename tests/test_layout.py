@@ -14,7 +14,8 @@ LAYERS = [
     # leaves: plots draws what it is handed; runfiles names a run's files (train/ writes them)
     # files: the one gate to the file system (tests/test_files_gate.py)
     ["resnette.utils", "resnette.files", "resnette.display", "resnette.notebook", "resnette.runfiles",
-     "resnette.plots", "resnette.plotfonts", "resnette.cachedir", "resnette.measures"],
+     "resnette.plots", "resnette.plotfonts", "resnette.cachedir", "resnette.compiled",
+     "resnette.measures"],
     ["resnette.data"],
     ["resnette.models"],
     ["resnette.train"],

@@ -36,6 +36,7 @@ def _days(text: str) -> float:
 
 def main(args: argparse.Namespace) -> None:
     from resnette import cachedir
+    from resnette.compiled import compiled_bytes, compiled_dir
     from resnette.utils import ResnetteError
 
     base = cachedir.default_dir()
@@ -70,6 +71,11 @@ def main(args: argparse.Namespace) -> None:
     env = cachedir.LIMIT_ENV + (": 0 keeps only entries in use" if limit == 0 else "")
     print(f"{len(found)} entr{'y' if len(found) == 1 else 'ies'}, {cachedir.size_text(total)} "
           f"{bound} ({env}) in {_text(base)}")
+    folder = compiled_dir()
+    if folder.is_dir():   # torch.compile's own files: not entries, never cleared by this command
+        print(f"torch.compile's caches (train --compile): "
+              f"{cachedir.size_text(compiled_bytes(folder))} in {_text(folder)}; delete the "
+              "folder to free it")
 
 
 def _source(e) -> str:

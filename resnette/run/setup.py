@@ -12,16 +12,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from resnette.compiled import use_compiled_dir
 from resnette.display import lr_suggestions, seconds, term
 from resnette.files import check_inside_run
 from resnette.measures import ACCURACY, TOP_K, TOP_K_K
-from resnette.models import list_models
 from resnette.plots import save_pixels
 from resnette.run.config import TrainConfig, eval_size, make_config, read_toml
 from resnette.run.claim import Plan, check_resumable, plan_run, recover
 from resnette.run.reading import read_config
 from resnette.run.folder import Run, newest_default, resolve
-from resnette.run.trained import init_from, model_for
+from resnette.run.trained import check_arch, init_from, model_for
 from resnette.train import distributed
 from resnette.run.mlflow_log import Connection, MLflowLog, connect
 from resnette.train.callbacks import Callback, CompileTime, SaveBest, TensorBoard, size_at
@@ -78,13 +78,6 @@ def config_from_args(args) -> TrainConfig:
     if getattr(args, "resume", False) and not args.config:
         return resume_config(flags.get("name"), flags.get("run_dir"), flags)
     return make_config(read_toml(args.config) if args.config else {}, flags)
-
-
-def check_arch(arch: str) -> None:
-    """Fail on a misspelt --arch before any data is downloaded or decoded."""
-    if arch not in list_models():
-        raise ResnetteError(f"unknown architecture {arch!r}; choose one of: "
-                            + ", ".join(list_models()))
 
 
 def build_data(cfg: TrainConfig, device: str = "cpu", augment: bool | None = None,
@@ -207,6 +200,7 @@ def _set_up(plan: Plan, d: distributed.Dist, quiet: bool, mlflow: Connection | N
     if mlflow is not None:
         callbacks.append(MLflowLog(mlflow, run, cfg))
     if cfg.compile:
+        use_compiled_dir()   # inductor's caches under RESNETTE_HOME: a second run loads them
         callbacks.append(CompileTime())
     seed_everything(cfg.seed)
     dls = distributed.local_rank0_first(d, lambda: build_data(cfg, d.device, rank=d.rank,

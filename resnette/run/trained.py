@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors, safe_open
 from torch import nn
 
-from resnette.models import create_model, interop
+from resnette.models import create_model, interop, list_models
 from resnette.models.weights import BadWeights
 from resnette.run.claim import open_existing, recover
 from resnette.run.config import TrainConfig, make_config, read_toml, to_toml, unescape_bytes
@@ -85,6 +85,13 @@ def _read_weights_bytes(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str,
     n = int.from_bytes(data[:8], "little")
     meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
     return load_safetensors(data), dict(meta)
+
+
+def check_arch(arch: str) -> None:
+    """Fail on a misspelt --arch before any data is downloaded or decoded."""
+    if arch not in list_models():
+        raise ResnetteError(f"unknown architecture {arch!r}; choose one of: "
+                            + ", ".join(list_models()))
 
 
 def model_for(cfg: TrainConfig, n_out: int, c_in: int = 3) -> nn.Module:
