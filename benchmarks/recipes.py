@@ -35,7 +35,8 @@ BOOK = 0.757   # the chapter's XResNet-18, 5 epochs at 128 px
 def run_one(entry: str, data: Path, cold: bool, extra: list[str], home: Path | None = None) -> dict:
     """`entry` is a recipe name, or `recipe:arch` for a recipe with another architecture."""
     recipe, _, arch = entry.partition(":")
-    with tempfile.TemporaryDirectory(prefix="resnette-recipes-") as tmp:
+    # ignore_cleanup_errors: the background `resnette report` may still be writing plots/
+    with tempfile.TemporaryDirectory(prefix="resnette-recipes-", ignore_cleanup_errors=True) as tmp:
         env = dict(os.environ)
         if cold or home:
             env["RESNETTE_HOME"] = str(home or Path(tmp) / "home")
