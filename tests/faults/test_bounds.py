@@ -147,7 +147,8 @@ def test_file_urls_to_devices_fifos_folders_and_missing_files_fail_at_once(tmp_p
                 os.write(fd, b"\0" * 4096)
             except BlockingIOError:
                 time.sleep(0.001)
-    threading.Thread(target=feed, daemon=True).start()
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
     home = tmp_path / "home"
     try:
         for target, why in (("/dev/zero", r"is not a regular file \(a device or socket\)"),
@@ -160,6 +161,7 @@ def test_file_urls_to_devices_fifos_folders_and_missing_files_fail_at_once(tmp_p
             assert leftovers(home) == []
     finally:
         stop.set()
+        feeder.join(timeout=10)   # closed only once the writer stopped: never EBADF in it
         os.close(fd)
 
 
