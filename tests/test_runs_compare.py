@@ -217,3 +217,17 @@ def test_runs_imports_no_torch_and_reads_a_real_training_run(tmp_path):
     cells = [line.split(",") for line in (tmp_path / "runs/real/metrics.csv").read_text().split()]
     assert row["accuracy"] == float(cells[-1][cells[0].index("accuracy")])
     assert row["state"] == "finished" and row["epochs"] == 2
+
+
+def test_a_hidden_run_is_listed_but_not_one_moved_aside_nor_hidden_folders_contents(tmp_path):
+    """`--name .x` makes a run like any other; a run `--overwrite` has moved aside for the
+    moment (its marker) is not the user's to see, and .git-like folders are not searched."""
+    from resnette.run.aside import ASIDE_MARKER
+    root = tmp_path / "runs"
+    make_run(root, "shown")
+    make_run(root, ".hidden")
+    make_run(root, ".shown.replaced-1")
+    (root / ".shown.replaced-1" / ASIDE_MARKER).write_text("")
+    make_run(root / ".git", "inside")            # a run-like folder under a hidden non-run
+    make_run(root / "group", "nested")           # an ordinary group folder is still searched
+    assert sorted(s.name for s in load_runs([root])) == [".hidden", "group/nested", "shown"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from resnette.measures import ACCURACY, TOP_K, TRAIN_LOSS, VALID_LOSS
+from resnette.run.aside import ASIDE_MARKER
 from resnette.run.folder import Run, read_metrics
 from resnette.run.lock import LOCK_NAME
 from resnette.run.tomlfile import read_toml
@@ -102,20 +103,26 @@ def _exists(path: Path) -> bool:
 
 
 def _runs_below(folder: Path, depth: int) -> list[Path]:
+    """Runs at most `depth` levels below `folder`. A hidden folder is listed when it is a run
+    (`--name .x` makes one), except one that `--overwrite` moved aside for the moment (its
+    marker says so); hidden folders that are not runs (.git, .ipynb_checkpoints) are not
+    searched."""
     try:
-        children = sorted(e for e in folder.iterdir() if not e.name.startswith("."))
+        children = sorted(folder.iterdir())
     except OSError:
         return []
     out: list[Path] = []
     for child in children:
+        hidden = child.name.startswith(".")
         try:
             if not child.is_dir():
                 continue
         except OSError:
             continue
         if _looks_like_run(child):
-            out.append(child)
-        elif depth > 1:
+            if not (hidden and _exists(child / ASIDE_MARKER)):
+                out.append(child)
+        elif depth > 1 and not hidden:
             out += _runs_below(child, depth - 1)
     return out
 
