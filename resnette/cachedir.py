@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from resnette.display import term
-from resnette.files import is_entry, open_lock, read_json, remove_temporary
+from resnette.files import disk_bytes, is_entry, open_lock, read_json, remove_temporary
 from resnette.utils import ResnetteError
 
 LIMIT_ENV = "RESNETTE_CACHE_LIMIT"
@@ -118,7 +118,7 @@ def _entry(base: Path, key: str, path: Path) -> Entry:
     source = str(meta.get("root") or "")
     used = _mtime(base / f"{key}.use") or _mtime(path / "meta.json") or _mtime(path) or 0.0
     return Entry(key, path, source, _int(meta.get("presize")), _int(meta.get("n")),
-                 _disk_bytes(path), used,
+                 disk_bytes(path), used,
                  _source_exists(source), in_use(base, key), damaged)
 
 
@@ -138,19 +138,6 @@ def _mtime(path: Path) -> float | None:
         return path.stat().st_mtime
     except OSError:
         return None
-
-
-def _disk_bytes(folder: Path) -> int:
-    """Bytes the folder takes on disk (allocated blocks, as `du`: the store is preallocated)."""
-    total = 0
-    for root, _, files in os.walk(folder):
-        for f in files:
-            try:
-                st = os.lstat(os.path.join(root, f))
-            except OSError:
-                continue
-            total += getattr(st, "st_blocks", 0) * 512 or st.st_size
-    return total
 
 
 def _busy(path: Path) -> bool:

@@ -12,7 +12,6 @@ the decoded images they are kept, and `resnette cache` shows how much room they 
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from resnette.cachedir import default_dir
@@ -35,16 +34,3 @@ def use_compiled_dir() -> Path:
     if os.environ.get(TORCH_ENV) in (None, "", default_cache_dir()):
         os.environ[TORCH_ENV] = str(default_dir().parent / "compiled")
     return Path(os.environ[TORCH_ENV])
-
-
-def compiled_bytes(folder: Path) -> int:
-    """The bytes of the regular files under `folder` (links not followed); 0 when absent."""
-    total = 0
-    for root, _dirs, names in os.walk(folder):
-        for name in names:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except OSError:   # removed while walking: another process cleaned up
-                continue
-            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
-    return total

@@ -36,7 +36,8 @@ def _days(text: str) -> float:
 
 def main(args: argparse.Namespace) -> None:
     from resnette import cachedir
-    from resnette.compiled import compiled_bytes, compiled_dir
+    from resnette.compiled import compiled_dir
+    from resnette.files import disk_bytes
     from resnette.utils import ResnetteError
 
     base = cachedir.default_dir()
@@ -74,7 +75,7 @@ def main(args: argparse.Namespace) -> None:
     folder = compiled_dir()
     if folder.is_dir():   # torch.compile's own files: not entries, never cleared by this command
         print(f"torch.compile's caches (train --compile): "
-              f"{cachedir.size_text(compiled_bytes(folder))} in {_text(folder)}; delete the "
+              f"{cachedir.size_text(disk_bytes(folder))} in {_text(folder)}; delete the "
               "folder to free it")
 
 

@@ -23,13 +23,13 @@ at import time (load_torch imports it when called), like resnette/utils.py.
 from resnette.files.owned import (ENTRY_MARKER, RUN_MARKER, check_inside_run, has_marker,
                                   is_entry, is_run_folder, make_folder, output, remove_owned,
                                   remove_temporary, write_marker)
-from resnette.files.reading import (SMALL, check_regular_file, load_torch, open_fd, open_read, peek,
-                                    read_bytes, read_json, read_small, read_text)
+from resnette.files.reading import (SMALL, check_regular_file, disk_bytes, load_torch, open_fd,
+                                    open_read, peek, read_bytes, read_json, read_small, read_text)
 from resnette.files.writing import (atomic_write, open_dir, open_lock, open_temporary, open_write,
                                     null_stream, umask_mode, write_bytes, write_text)
 
 __all__ = ["ENTRY_MARKER", "RUN_MARKER", "SMALL", "atomic_write", "check_regular_file",
-           "check_inside_run", "has_marker", "make_folder", "is_entry", "is_run_folder", "load_torch", "open_dir", "open_fd",
+           "check_inside_run", "disk_bytes", "has_marker", "make_folder", "is_entry", "is_run_folder", "load_torch", "open_dir", "open_fd",
            "open_lock", "open_read", "open_temporary", "open_write", "null_stream", "output", "peek",
            "read_bytes", "read_json", "read_small", "read_text", "remove_owned",
            "remove_temporary", "umask_mode", "write_bytes", "write_marker", "write_text"]

@@ -152,3 +152,17 @@ def load_torch(path: PathLike, what: str) -> Any:
         except Exception as e:   # any class the loader raises on bytes it does not expect
             raise ResnetteError(f"cannot read {what} {_show(path)} ({type(e).__name__}); it is "
                                 f"damaged or not a {what}") from None
+
+
+def disk_bytes(folder: str | os.PathLike) -> int:
+    """Bytes its regular files take on disk (allocated blocks, as `du`; links not followed)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(root, f))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += getattr(st, "st_blocks", 0) * 512 or st.st_size
+    return total
