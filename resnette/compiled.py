@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from resnette.cachedir import default_dir
+from resnette.utils import ResnetteError
 
 TORCH_ENV = "TORCHINDUCTOR_CACHE_DIR"   # torch reads the folder from here, and only here
 
@@ -33,4 +34,8 @@ def use_compiled_dir() -> Path:
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
     if os.environ.get(TORCH_ENV) in (None, "", default_cache_dir()):
         os.environ[TORCH_ENV] = str(default_dir().parent / "compiled")
-    return Path(os.environ[TORCH_ENV])
+    folder = Path(os.environ[TORCH_ENV])
+    if os.path.lexists(folder) and not folder.is_dir():   # found before any run folder is made
+        raise ResnetteError(f"{folder} is not a folder; torch.compile keeps its caches there: "
+                            f"move it away, or set {TORCH_ENV} to a folder")
+    return folder

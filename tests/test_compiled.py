@@ -34,6 +34,16 @@ def test_a_users_own_inductor_folder_stands(home, tmp_path, monkeypatch):
     assert os.environ[TORCH_ENV] == str(tmp_path / "mine")
 
 
+
+def test_a_file_where_the_folder_goes_is_one_line_before_any_work(home):
+    from resnette.utils import ResnetteError
+    home.mkdir()
+    (home / "compiled").write_text("not a folder")
+    with pytest.raises(ResnetteError, match=r"compiled is not a folder; .*move it away"):
+        use_compiled_dir()
+    assert (home / "compiled").read_text() == "not a folder"
+
+
 def test_the_size_counts_regular_files_on_disk_only(tmp_path):
     folder = tmp_path / "compiled"
     (folder / "fxgraph" / "ab").mkdir(parents=True)
